@@ -1,0 +1,1 @@
+"""corral: background tasks where no task is lost and no process strays."""
