@@ -98,9 +98,7 @@ class ResultError(CorralError):
 class TaskFailed(ResultError):
     """The task raised. Carries the remote exception's type name, message and traceback."""
 
-    def __init__(
-        self, task_id: str, *, type_name: str, message: str, traceback: str = ""
-    ) -> None:
+    def __init__(self, task_id: str, *, type_name: str, message: str, traceback: str = "") -> None:
         super().__init__(f"task {task_id} failed: {type_name}: {message}")
         self.task_id = task_id
         self.type_name = type_name
@@ -129,5 +127,5 @@ class ResultTimeout(ResultError):
         self.timeout_s = timeout_s
 
 
-class SoftTimeLimitExceeded(CorralError):  # noqa: N818 - the name users know from Celery
+class SoftTimeLimitExceeded(CorralError):
     """Raised inside a task that ran past its ``soft_timeout_s``: clean up and return."""

@@ -88,8 +88,10 @@ class Settlement:
     - ``RETRYING``: keep the message, count one more attempt, deliver it again
       after ``delay_s``; ``payload`` is the error of the attempt that failed.
       A message revoked while it ran is settled REVOKED instead.
-    - ``QUEUED``: hand the message back for immediate redelivery (graceful stop);
-      this delivery does not count towards ``max_deliveries``.
+    - ``QUEUED``: hand the message back for immediate redelivery. After a graceful
+      stop (``crashed=False``) this delivery does not count towards
+      ``max_deliveries``; when the process running it died (``crashed=True``) it
+      does, so a message that kills every worker ends in the dead letters.
     - ``REVOKED``: store a REVOKED result, remove the message.
     """
 
@@ -99,6 +101,7 @@ class Settlement:
     payload: bytes = b""
     delay_s: float = 0.0
     reason: str = ""
+    crashed: bool = False
 
 
 class LeaseStatus(enum.Enum):
@@ -106,7 +109,7 @@ class LeaseStatus(enum.Enum):
 
     HELD = "held"  # renewed
     LOST = "lost"  # expired and re-leased, settled, or purged: stop caring about it
-    REVOKED = "revoked"  # still held, but revoked while running (terminate it)
+    REVOKED = "revoked"  # still held, but revoked with terminate=True: kill it now
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +185,11 @@ class Broker(abc.ABC):
         """
 
     @abc.abstractmethod
-    def revoke(self, task_id: str) -> bool:
+    def revoke(self, task_id: str, *, terminate: bool = False) -> bool:
         """Revoke a task. A pending one is removed and gets a REVOKED result; a
-        running one is flagged (its lease reports REVOKED and it will not be
-        retried). Returns False if the task is unknown or already final."""
+        running one is flagged: it will not be retried, and with ``terminate``
+        its lease reports :attr:`LeaseStatus.REVOKED` so the worker kills it.
+        Returns False if the task is unknown or already final."""
 
     # -- consuming ------------------------------------------------------------
     @abc.abstractmethod

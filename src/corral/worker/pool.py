@@ -1,0 +1,151 @@
+"""The worker main's view of one pool process: its pipes, and the tasks it holds.
+
+The main always knows which task (sequence number, hence delivery and lease
+token) each pool process runs and since when: the head of ``outstanding`` is
+running, the rest wait in the pipe in order. That is what a hard time limit, a
+revoke with terminate, a dead child and a warm stop act on.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from corral.worker import protocol
+
+__all__ = ["PoolHandle", "PoolSpec", "TaskLimits"]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """How to start pool processes."""
+
+    app_ref: str
+    max_memory_mb: int
+    log_level: str
+    log_format: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLimits:
+    """What a pool process reported about one task in its hello."""
+
+    timeout_s: float
+    retries: int
+    retry_backoff_s: float
+    retry_backoff_max_s: float
+    retry_jitter: bool
+    retry_on_timeout: bool
+
+
+class PoolHandle:
+    """One pool process as the main sees it."""
+
+    def __init__(self, spec: PoolSpec, generation: int, env: dict[str, str]) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        self.generation = generation
+        self.process = subprocess.Popen(
+            _command(spec, generation, to_child_r, from_child_w),
+            pass_fds=(to_child_r, from_child_w),
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        os.set_blocking(to_child_w, False)
+        os.set_blocking(from_child_r, False)
+        self.pid = self.process.pid
+        self.read_fd = from_child_r
+        self.writer = protocol.FrameWriter(to_child_w)
+        self.reader = protocol.FrameReader()
+        self.outstanding: collections.deque[int] = collections.deque()
+        self.head_started_at = time.monotonic()
+        self.started_at = time.monotonic()
+        self.ready = False
+        self.fingerprint = ""
+        self.limits: dict[str, TaskLimits] = {}
+        self.dispatched = 0
+        self.done = 0
+        self.stopping = False
+        self.exited = False
+
+    def __repr__(self) -> str:
+        return f"<pool pid={self.pid} gen={self.generation} holding={len(self.outstanding)}>"
+
+    @property
+    def running(self) -> int | None:
+        """The sequence number of the task running now, if any."""
+        return self.outstanding[0] if self.outstanding else None
+
+    def accept_hello(self, frame: tuple[Any, ...]) -> None:
+        """Record what the pool process reported at start."""
+        _, _pid, _generation, fingerprint, limits = frame
+        self.fingerprint = fingerprint
+        self.limits = {name: TaskLimits(*values) for name, values in limits.items()}
+        self.ready = True
+
+    def dispatch(self, seq: int, task_id: str, body: bytes, attempts: int) -> None:
+        """Hand a task to the pool process."""
+        if not self.outstanding:
+            self.head_started_at = time.monotonic()
+        self.outstanding.append(seq)
+        self.dispatched += 1
+        self.writer.write(("run", seq, task_id, body, attempts))
+
+    def finished(self, seq: int) -> None:
+        """The pool process reported task ``seq`` done; the next one started."""
+        if self.outstanding and self.outstanding[0] == seq:
+            self.outstanding.popleft()
+        else:
+            self.outstanding.remove(seq)
+        self.done += 1
+        self.head_started_at = time.monotonic()
+
+    def released(self, seqs: list[int]) -> None:
+        """The pool process handed tasks back unstarted."""
+        for seq in seqs:
+            if seq in self.outstanding:
+                self.outstanding.remove(seq)
+
+    def stop(self) -> None:
+        """Ask the pool process to finish its task, hand back the rest and leave."""
+        if not self.stopping:
+            self.stopping = True
+            self.writer.write(("stop",))
+
+    def close_pipes(self) -> None:
+        """Close the main's ends of the pipes."""
+        for fd in (self.read_fd, self.writer.fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _command(spec: PoolSpec, generation: int, read_fd: int, write_fd: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "corral.worker.child",
+        "--app",
+        spec.app_ref,
+        "--read-fd",
+        str(read_fd),
+        "--write-fd",
+        str(write_fd),
+        "--parent-pid",
+        str(os.getpid()),
+        "--generation",
+        str(generation),
+        "--max-memory-mb",
+        str(spec.max_memory_mb),
+        "--log-level",
+        spec.log_level,
+        "--log-format",
+        spec.log_format,
+    ]

@@ -1,0 +1,306 @@
+"""The worker main: reserve, dispatch to pool processes, settle, renew, supervise.
+
+One thread runs the loop; a second only blocks on the broker's ``wait_ready``
+when there is nothing to reserve, and wakes the loop through a pipe. Only the
+main talks to the broker (pool processes never do), so leases are renewed here
+and a task that holds its pool process's GIL for minutes keeps its lease.
+
+Signals (handlers only record; the loop acts):
+TERM/INT warm stop; second INT or QUIT cold stop; HUP reload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from corral.app import Corral
+from corral.brokers.base import Broker, LeaseStatus, WorkerInfo
+from corral.errors import BrokerError
+from corral.exitcodes import ExitCode
+from corral.results import TaskState
+from corral.worker import protocol
+from corral.worker.config import WorkerConfig
+from corral.worker.ledger import Held, Ledger
+from corral.worker.pool import PoolHandle, PoolSpec
+from corral.worker.pools import Pools
+from corral.worker.signals import SignalRecorder
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("corral.worker")
+
+_OUTCOME_STATES = {
+    protocol.OK: TaskState.SUCCEEDED,
+    protocol.RETRY: TaskState.RETRYING,
+    protocol.FAIL: TaskState.FAILED,
+    protocol.DEAD: TaskState.DEAD,
+}
+IDLE_TICK_S = 1.0
+BUSY_TICK_S = 0.05
+
+
+class Worker:
+    """``corral worker``: a main process and ``concurrency`` pool processes."""
+
+    def __init__(self, app: Corral, config: WorkerConfig) -> None:
+        self.app = app
+        self.config = config
+        self.broker: Broker = app.broker
+        self.ledger = Ledger(self.broker)
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        spec = PoolSpec(
+            config.app_ref, config.max_memory_per_child_mb, config.log_level, config.log_format
+        )
+        self.pools = Pools(spec, config, app.codec, self._on_frame)
+        self.selector = selectors.DefaultSelector()
+        self.signals = SignalRecorder()
+        self.waiter = _ReadyWaiter(app, config.queues)
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.waiting_for_messages = False
+        self.tasks_done = 0
+        self.next_renew = 0.0
+        self.next_heartbeat = 0.0
+
+    # -- lifecycle --------------------------------------------------------------
+    def run(self) -> int:
+        """Run until stopped; the exit code (see ExitCode)."""
+        self._start()
+        try:
+            while not (self.stopping and not self.pools.alive):
+                self._tick()
+        finally:
+            self._finish()
+        return ExitCode.CHILD_DIED if self.pools.abnormal_deaths else ExitCode.OK
+
+    def _start(self) -> None:
+        self.signals.install()
+        self.selector.register(self.signals.fd, selectors.EVENT_READ, "signals")
+        self.selector.register(self.waiter.fd, selectors.EVENT_READ, "waiter")
+        self.broker.register_worker(self._info())
+        self.waiter.start()
+        self.pools.fill(self.selector)
+        log.info(
+            "worker %s: %d pool processes, queues %s, broker %s",
+            self.id,
+            self.config.concurrency,
+            ",".join(self.config.queues),
+            self.app.broker_url,
+        )
+
+    def _finish(self) -> None:
+        self.pools.kill_all(self.ledger)
+        self.ledger.hand_back_buffer()
+        self.ledger.flush()
+        self.waiter.stop()
+        try:
+            self.broker.unregister_worker(self.id)
+        except BrokerError as error:
+            log.warning("could not unregister worker %s: %s", self.id, error)
+        self.signals.uninstall()
+        log.info(
+            "worker %s stopped: %d tasks done, %d abnormal pool deaths",
+            self.id,
+            self.tasks_done,
+            self.pools.abnormal_deaths,
+        )
+
+    def _info(self) -> WorkerInfo:
+        return WorkerInfo(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.config.queues,
+            concurrency=self.config.concurrency,
+            started_at=time.time(),
+        )
+
+    # -- the loop ---------------------------------------------------------------
+    def _tick(self) -> None:
+        busy = self.stopping or self.pools.any_time_limited()
+        for key, mask in self.selector.select(BUSY_TICK_S if busy else IDLE_TICK_S):
+            self._on_event(key.data, mask)
+        self._on_signals(self.signals.take())
+        self._reserve()
+        self.pools.dispatch(self.ledger)
+        self.ledger.flush()
+        self._on_schedule()
+
+    def _on_event(self, data: Any, mask: int) -> None:
+        if data == "waiter":
+            self.waiter.drain()
+            self.waiting_for_messages = False
+        elif isinstance(data, PoolHandle):
+            if mask & selectors.EVENT_WRITE:
+                self.pools.flush_writes(data, self.selector)
+            if mask & selectors.EVENT_READ:
+                self.pools.read(data, self.selector, self.ledger)
+
+    def _reserve(self) -> None:
+        if self.stopping or self.waiting_for_messages or not self.pools.accepting:
+            return
+        room = self.config.target_held - len(self.ledger)
+        if room < max(1, self.config.concurrency * self.config.window // 2):
+            return
+        try:
+            deliveries = self.broker.reserve(self.config.queues, room, owner=self.id)
+        except BrokerError as error:
+            log.warning("could not reserve from %s: %s", self.app.broker_url, error)
+            deliveries = []
+        self.ledger.add(deliveries)
+        if len(deliveries) < room:
+            self.waiting_for_messages = True
+            self.waiter.request()
+
+    def _on_schedule(self) -> None:
+        now = time.monotonic()
+        self.pools.enforce_time_limits(self.ledger)
+        if now >= self.next_renew:
+            self.next_renew = now + self._renew_interval_s()
+            self._renew_leases()
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + self.config.heartbeat_s
+            self._heartbeat()
+        self.pools.reap(self.selector, self.ledger)
+        if self.stopping:
+            if now >= self.stop_deadline:
+                self._cold_stop("grace period over")
+        else:
+            self.pools.fill(self.selector)
+
+    def _renew_interval_s(self) -> float:
+        shortest = min((h.delivery.lease_s for h in self.ledger.held.values()), default=30.0)
+        return max(0.2, min(shortest / 3, 5.0))
+
+    def _renew_leases(self) -> None:
+        for held, status in self.ledger.renew():
+            if status is LeaseStatus.REVOKED:
+                self._terminate(held)
+            elif status is LeaseStatus.LOST:
+                log.warning("lease of task %s lost: another worker may run it", held.delivery.id)
+                if held.pool is None:
+                    self.ledger.drop(held.seq)
+
+    def _terminate(self, held: Held) -> None:
+        """A revoke with terminate: kill the task where it runs, or drop it unstarted."""
+        held.revoked = True
+        if held.pool is None:
+            self.ledger.buffer.remove(held.seq)
+            self.ledger.settle(held.seq, TaskState.REVOKED)
+        else:
+            self.pools.terminate_if_running(held, self.ledger)
+
+    def _heartbeat(self) -> None:
+        details = json.dumps(
+            {"generation": self.pools.generation, "pools": self.pools.describe(self.ledger)}
+        )
+        self.tasks_done = self.pools.tasks_done
+        try:
+            self.broker.heartbeat(self.id, tasks_done=self.tasks_done, details=details)
+        except BrokerError as error:
+            log.warning("heartbeat failed: %s", error)
+
+    def _on_frame(self, pool: PoolHandle, frame: tuple[Any, ...]) -> None:
+        """A frame from a pool process (called by Pools.read)."""
+        if frame[0] == "done":
+            _, seq, outcome, payload, delay_s, reason = frame
+            self.ledger.settle(
+                seq, _OUTCOME_STATES[outcome], payload=payload, delay_s=delay_s, reason=reason
+            )
+
+    # -- signals ----------------------------------------------------------------
+    def _on_signals(self, received: list[int]) -> None:
+        for signum in received:
+            if signum == signal.SIGHUP:
+                self._reload()
+            elif signum == signal.SIGQUIT or (signum == signal.SIGINT and self.stopping):
+                self._cold_stop(f"{signal.Signals(signum).name}")
+            elif signum in (signal.SIGTERM, signal.SIGINT):
+                self._warm_stop(signal.Signals(signum).name)
+
+    def _warm_stop(self, why: str) -> None:
+        if self.stopping:
+            return
+        log.info("%s: warm stop: finishing running tasks within %gs", why, self.config.grace_s)
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + self.config.grace_s
+        self.ledger.hand_back_buffer()
+        self.pools.stop_all()
+
+    def _cold_stop(self, why: str) -> None:
+        log.warning("%s: cold stop: handing running tasks back and killing pool processes", why)
+        self.stopping = True
+        self.ledger.hand_back_buffer()
+        self.pools.kill_all(self.ledger)
+
+    def _reload(self) -> None:
+        if self.stopping:
+            return
+        self.pools.reload(self.selector)
+        log.info("SIGHUP: reload: generation %d starting with fresh code", self.pools.generation)
+
+
+class _ReadyWaiter:
+    """A thread that blocks on ``broker.wait_ready`` and wakes the loop through a pipe."""
+
+    def __init__(self, app: Corral, queues: tuple[str, ...]) -> None:
+        self._url = app.broker_url
+        self._queues = queues
+        self._wanted = threading.Event()
+        self._stopped = False
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        self._thread = threading.Thread(target=self._run, name="corral-ready-waiter", daemon=True)
+
+    @property
+    def fd(self) -> int:
+        """Readable when messages may be ready."""
+        return self._read_fd
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def request(self) -> None:
+        """Ask for one wake-up when messages may be ready."""
+        self._wanted.set()
+
+    def drain(self) -> None:
+        """Consume wake-up bytes."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._read_fd, 512)
+
+    def stop(self) -> None:
+        """Stop the thread (it notices within one wait)."""
+        self._stopped = True
+        self._wanted.set()
+        self._thread.join(timeout=3.0)
+
+    def _run(self) -> None:
+        from corral.brokers import broker_from_url
+
+        broker = broker_from_url(self._url)
+        try:
+            while not self._stopped:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._stopped:
+                    break
+                try:
+                    broker.wait_ready(self._queues, 1.0)
+                except BrokerError as error:
+                    log.warning("waiting for messages failed: %s", error)
+                    time.sleep(1.0)
+                os.write(self._write_fd, b"!")
+        finally:
+            broker.close()
