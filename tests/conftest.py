@@ -9,6 +9,7 @@ same scan runs for the whole session's marker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -38,10 +39,8 @@ def _no_stray_processes(request: pytest.FixtureRequest) -> Iterator[None]:
     strays = wait_gone(lambda: marked_pids(TEST_MARKER, test_id), timeout_s=5.0)
     zombies = children_zombies()
     for pid in strays:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     wait_gone(lambda: marked_pids(TEST_MARKER, test_id), timeout_s=5.0)
     children_zombies()  # reaps what we just killed
     if strays:
@@ -61,10 +60,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         strays = [p for p in marked_pids(SESSION_MARKER, session_id) if _is_test_child(p)]
     if strays:
         for pid in strays:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print(f"\nprocesses outlived the test session (killed now): {strays}")
 

@@ -1,4 +1,4 @@
-"""``corral dead`` (dead letters) and ``corral purge`` (a queue)."""
+"""``corral dead APP list|requeue ID|purge`` (dead letters) and ``corral purge APP QUEUE``."""
 
 from __future__ import annotations
 
@@ -20,12 +20,17 @@ out = Console(highlight=False)
 
 
 @click.group()
-def dead() -> None:
-    """Messages that will not run again unless requeued."""
+@click.argument("app_ref", metavar="MODULE:APP")
+@click.pass_context
+def dead(ctx: click.Context, app_ref: str) -> None:
+    """Dead letters: messages that will not run again unless requeued."""
+    # Only remembered here: the subcommand imports the app, so ``--help`` on a
+    # subcommand works even when the app cannot be imported.
+    ctx.obj = app_ref
 
 
 @dead.command("list")
-@click.argument("app_ref", metavar="MODULE:APP")
+@click.pass_obj
 @click.option("--limit", type=int, default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_dead(app_ref: str, limit: int, as_json: bool) -> None:
@@ -68,7 +73,7 @@ def list_dead(app_ref: str, limit: int, as_json: bool) -> None:
 
 
 @dead.command("requeue")
-@click.argument("app_ref", metavar="MODULE:APP")
+@click.pass_obj
 @click.argument("task_id", metavar="ID")
 def requeue(app_ref: str, task_id: str) -> None:
     """Put a dead letter back on its queue."""
@@ -80,7 +85,7 @@ def requeue(app_ref: str, task_id: str) -> None:
 
 
 @dead.command("purge")
-@click.argument("app_ref", metavar="MODULE:APP")
+@click.pass_obj
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def purge_dead(app_ref: str, yes: bool) -> None:
     """Delete every dead letter."""

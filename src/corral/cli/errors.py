@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from corral.errors import BrokerUnavailable, ConfigError, CorralError, ResultError
 from corral.exitcodes import ExitCode
@@ -37,6 +38,8 @@ def run_guarded(group: click.Group) -> int:
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except CorralError as error:
-        stderr.print(f"[bold red]error:[/] {error}", markup=True)
+        # One line whatever the terminal width (soft_wrap), and the message printed as
+        # text: an error naming a value like "[red]" must not be read as markup.
+        stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, soft_wrap=True)
         return exit_code_for(error)
     return ExitCode.OK

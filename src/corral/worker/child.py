@@ -44,6 +44,7 @@ class PoolProcess:
         self.max_memory_bytes = args.max_memory_mb * 1024 * 1024
         self.inbox: collections.deque[tuple[Any, ...]] = collections.deque()
         self.stopping = False
+        self.retiring = False
 
     def send(self, frame: tuple[Any, ...]) -> None:
         data = protocol.pack(frame)
@@ -55,6 +56,8 @@ class PoolProcess:
     def run(self) -> int:
         """Run tasks until told to stop, retired, or the main is gone."""
         while True:
+            if not self.inbox and self.retiring:
+                return self._leave(ExitCode.RETIRED, "max tasks per child reached")
             if not self.inbox and not self._receive(block=True):
                 return ExitCode.PARENT_GONE
             self._receive(block=False)
@@ -81,6 +84,8 @@ class PoolProcess:
         for frame in frames:
             if frame[0] == "stop":
                 self.stopping = True
+            elif frame[0] == "retire":
+                self.retiring = True
             else:
                 self.inbox.append(frame)
         return True

@@ -120,6 +120,12 @@ class PoolHandle:
             self.stopping = True
             self.writer.write(("stop",))
 
+    def retire(self) -> None:
+        """Ask the pool process to run what it holds, then leave (max tasks per child)."""
+        if not self.stopping:
+            self.stopping = True
+            self.writer.write(("retire",))
+
     def close_pipes(self) -> None:
         """Close the main's ends of the pipes."""
         for fd in (self.read_fd, self.writer.fd):

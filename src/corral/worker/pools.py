@@ -116,7 +116,7 @@ class Pools:
                 self.config.max_tasks_per_child
                 and pool.dispatched >= self.config.max_tasks_per_child
             ):
-                pool.stop()
+                pool.retire()
                 ready.remove(pool)
 
     def flush_writes(self, pool: PoolHandle, selector: selectors.BaseSelector) -> None:

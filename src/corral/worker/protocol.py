@@ -9,6 +9,7 @@ main -> pool::
 
     ("run", seq, task_id, body, attempts)
     ("stop",)                       finish the running task, hand back the rest, leave
+    ("retire",)                     run every task already handed over, then leave
 
 pool -> main::
 

@@ -111,7 +111,7 @@ class Worker:
         log.info(
             "worker %s stopped: %d tasks done, %d abnormal pool deaths",
             self.id,
-            self.tasks_done,
+            self.pools.tasks_done,
             self.pools.abnormal_deaths,
         )
 
