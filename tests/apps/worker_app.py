@@ -80,3 +80,11 @@ def hoard(megabytes: int) -> int:
 @app.task
 def my_pid() -> int:
     return os.getpid()
+
+
+@app.task
+def sleep_then_mark(path: str, sleep_s: float) -> str:
+    """Sleep, then create ``path``: its absence proves the task has not finished."""
+    time.sleep(sleep_s)
+    Path(path).touch()
+    return "marked"

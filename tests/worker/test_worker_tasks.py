@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from corral import TaskFailed, TaskState, TimeLimitExceeded
@@ -109,4 +111,18 @@ def test_revoke_terminate_kills_the_running_task(wenv: WorkerEnv) -> None:
     with pytest.raises(TaskRevoked):
         handle.get(timeout_s=30)
     assert "revoked with terminate" in w.log()
+    assert w.stop() == 0
+
+
+def test_quick_tasks_are_not_stuck_behind_a_long_one(wenv: WorkerEnv) -> None:
+    """Batching hands quick tasks out many at a time; a long task must not hold them."""
+    w = wenv.start("-c", "2")
+    warm = [wenv.module.add.delay(i, i) for i in range(200)]  # pool windows grow
+    assert [h.get(timeout_s=30) for h in warm] == [2 * i for i in range(200)]
+    marker = Path(wenv.path("long-finished"))
+    long_task = wenv.module.sleep_then_mark.delay(str(marker), 8.0)
+    quick = wenv.module.add.send_many([((i, 1), {}) for i in range(100)])  # one reserve
+    assert [h.get(timeout_s=30) for h in quick] == [i + 1 for i in range(100)]
+    assert not marker.exists()  # the quick ones did not wait behind the long one
+    assert long_task.get(timeout_s=30) == "marked"
     assert w.stop() == 0

@@ -10,12 +10,11 @@ and never to the broker.
 from __future__ import annotations
 
 import argparse
-import collections
 import logging
 import os
-import select
 import signal
 import sys
+import threading
 from types import FrameType
 from typing import Any
 
@@ -25,6 +24,7 @@ from corral.loader import load_app
 from corral.worker import protocol
 from corral.worker.execution import execute, raise_soft_time_limit
 from corral.worker.fingerprint import code_fingerprint
+from corral.worker.inbox import Inbox
 from corral.worker.logs import setup_logging
 from corral.worker.parent import exit_with_parent, rss_bytes
 
@@ -38,32 +38,27 @@ class PoolProcess:
 
     def __init__(self, app: Corral, args: argparse.Namespace) -> None:
         self.app = app
-        self.reader = protocol.FrameReader()
-        self.read_fd = args.read_fd
         self.write_fd = args.write_fd
         self.max_memory_bytes = args.max_memory_mb * 1024 * 1024
-        self.inbox: collections.deque[tuple[Any, ...]] = collections.deque()
-        self.stopping = False
-        self.retiring = False
+        self._write_lock = threading.Lock()
+        self.inbox = Inbox(args.read_fd, self.send)
 
     def send(self, frame: tuple[Any, ...]) -> None:
-        data = protocol.pack(frame)
-        view = memoryview(data)
-        while view:
-            written = os.write(self.write_fd, view)
-            view = view[written:]
+        """Write one frame (from the task loop or the inbox thread)."""
+        view = memoryview(protocol.pack(frame))
+        with self._write_lock:
+            while view:
+                written = os.write(self.write_fd, view)
+                view = view[written:]
 
     def run(self) -> int:
         """Run tasks until told to stop, retired, or the main is gone."""
+        self.inbox.start()
         while True:
-            if not self.inbox and self.retiring:
-                return self._leave(ExitCode.RETIRED, "max tasks per child reached")
-            if not self.inbox and not self._receive(block=True):
-                return ExitCode.PARENT_GONE
-            self._receive(block=False)
-            if self.stopping:
-                return self._leave(ExitCode.OK, "stopped")
-            self._run_task(self.inbox.popleft())
+            frame = self.inbox.next()
+            if frame is None:
+                return self._leave_as_told()
+            self._run_task(frame)
             if self.max_memory_bytes and rss_bytes() > self.max_memory_bytes:
                 return self._leave(ExitCode.RETIRED, "max memory per child reached")
 
@@ -72,28 +67,15 @@ class PoolProcess:
         outcome = execute(self.app, task_id, body, attempts)
         self.send(("done", seq, outcome.kind, outcome.payload, outcome.delay_s, outcome.reason))
 
-    def _receive(self, *, block: bool) -> bool:
-        """Move available frames into the inbox; False when the main closed the pipe."""
-        if block:
-            select.select([self.read_fd], [], [])
-        elif not select.select([self.read_fd], [], [], 0)[0]:
-            return True
-        frames = self.reader.read_from(self.read_fd)
-        if frames is None:
-            return False
-        for frame in frames:
-            if frame[0] == "stop":
-                self.stopping = True
-            elif frame[0] == "retire":
-                self.retiring = True
-            else:
-                self.inbox.append(frame)
-        return True
+    def _leave_as_told(self) -> int:
+        if self.inbox.gone:
+            return ExitCode.PARENT_GONE
+        if self.inbox.stopping:
+            return self._leave(ExitCode.OK, "stopped")
+        return self._leave(ExitCode.RETIRED, "max tasks per child reached")
 
     def _leave(self, code: int, reason: str) -> int:
-        unstarted = [frame[1] for frame in self.inbox if frame[0] == "run"]
-        self.inbox.clear()
-        self.send(("released", unstarted))
+        self.send(("released", self.inbox.take_unstarted()))
         self.send(("bye", int(code), reason))
         return code
 
@@ -132,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     exit_with_parent(args.parent_pid)
     _ignore_group_signals()
     setup_logging(args.log_level, args.log_format, role=f"pool-{os.getpid()}")
-    os.set_blocking(args.read_fd, False)
     app = load_app(args.app)
     pool = PoolProcess(app, args)
     limits = {name: _limits(task.options) for name, task in app.tasks.items()}

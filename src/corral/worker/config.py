@@ -16,7 +16,8 @@ class WorkerConfig:
 
     ``prefetch`` is how many messages the main reserves beyond what its pool
     processes hold, per pool process; ``window`` is how many tasks one pool
-    process holds at once (one running, the rest waiting in its pipe).
+    process holds at once (one running, the rest waiting in its pipe), growing to
+    ``max_window`` while its tasks are quick.
     """
 
     app_ref: str
@@ -24,6 +25,7 @@ class WorkerConfig:
     queues: tuple[str, ...] = ("default",)
     prefetch: int = 4
     window: int = 2
+    max_window: int = 32
     max_tasks_per_child: int = 0
     max_memory_per_child_mb: int = 0
     grace_s: float = 30.0
@@ -41,8 +43,8 @@ class WorkerConfig:
             problems.append(f"--concurrency must be at least 1, got {self.concurrency}")
         if not self.queues or not all(q and not q.isspace() for q in self.queues):
             problems.append(f"--queues must name at least one queue, got {self.queues!r}")
-        if self.prefetch < 0 or self.window < 1:
-            problems.append("--prefetch must be >= 0")
+        if self.prefetch < 0:
+            problems.append(f"--prefetch must be >= 0, got {self.prefetch}")
         if self.max_tasks_per_child < 0:
             problems.append("--max-tasks-per-child must be >= 0 (0: no limit)")
         if self.max_memory_per_child_mb < 0:
@@ -50,8 +52,3 @@ class WorkerConfig:
         if self.grace_s < 0:
             problems.append(f"--grace-s must be >= 0, got {self.grace_s}")
         return problems
-
-    @property
-    def target_held(self) -> int:
-        """How many messages the main tries to hold leased at once."""
-        return self.concurrency * (self.window + self.prefetch)

@@ -21,6 +21,14 @@ from corral.worker import protocol
 
 __all__ = ["PoolHandle", "PoolSpec", "TaskLimits"]
 
+FAST_TASK_S = 0.005
+"""Tasks quicker than this (on average) are batched: the pool process is handed
+up to ``max_window`` of them at once, so each pipe write and broker commit
+carries many tasks."""
+YIELD_AFTER_S = 0.25
+"""A task running longer than this makes its pool process hand back the tasks
+queued behind it, and receive no more until it finishes."""
+
 
 @dataclass(frozen=True, slots=True)
 class PoolSpec:
@@ -75,6 +83,8 @@ class PoolHandle:
         self.done = 0
         self.stopping = False
         self.exited = False
+        self.average_task_s = 1.0
+        self.yield_asked = False
 
     def __repr__(self) -> str:
         return f"<pool pid={self.pid} gen={self.generation} holding={len(self.outstanding)}>"
@@ -101,15 +111,30 @@ class PoolHandle:
 
     def finished(self, seq: int) -> None:
         """The pool process reported task ``seq`` done; the next one started."""
+        now = time.monotonic()
         if self.outstanding and self.outstanding[0] == seq:
             self.outstanding.popleft()
+            self.average_task_s += 0.3 * (now - self.head_started_at - self.average_task_s)
         else:
             self.outstanding.remove(seq)
         self.done += 1
-        self.head_started_at = time.monotonic()
+        self.head_started_at = now
+
+    def window(self, now: float, min_window: int, max_window: int) -> int:
+        """How many tasks this pool process may hold now."""
+        if self.outstanding and now - self.head_started_at > YIELD_AFTER_S:
+            return 1
+        return max_window if self.average_task_s < FAST_TASK_S else min_window
+
+    def ask_to_yield(self) -> None:
+        """Ask the pool process to hand back the tasks queued behind a long one."""
+        if not self.yield_asked and not self.stopping:
+            self.yield_asked = True
+            self.writer.write(("yield",))
 
     def released(self, seqs: list[int]) -> None:
         """The pool process handed tasks back unstarted."""
+        self.yield_asked = False
         for seq in seqs:
             if seq in self.outstanding:
                 self.outstanding.remove(seq)

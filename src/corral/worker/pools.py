@@ -25,7 +25,7 @@ from corral.results import TaskState
 from corral.serializers import Codec
 from corral.worker.config import WorkerConfig
 from corral.worker.ledger import Held, Ledger
-from corral.worker.pool import PoolHandle, PoolSpec, TaskLimits
+from corral.worker.pool import YIELD_AFTER_S, PoolHandle, PoolSpec, TaskLimits
 
 __all__ = ["Pools"]
 
@@ -69,6 +69,10 @@ class Pools:
         """True if a running task has a hard time limit (the loop then ticks faster)."""
         return any(p.limits and p.outstanding for p in self.by_pid.values())
 
+    def any_queued(self) -> bool:
+        """True if a pool process holds tasks behind its running one (watch for long ones)."""
+        return any(len(p.outstanding) > 1 for p in self.by_pid.values())
+
     # -- starting ---------------------------------------------------------------
     def fill(self, selector: selectors.BaseSelector) -> None:
         """Start pool processes until ``concurrency`` of the current generation run."""
@@ -103,11 +107,12 @@ class Pools:
         if not ledger.buffer:
             return
         ready = [p for p in self.by_pid.values() if p.ready and not p.stopping]
-        window = self.config.window
+        now = time.monotonic()
         while ledger.buffer and ready:
             pool = min(ready, key=lambda p: len(p.outstanding))
-            if len(pool.outstanding) >= window:
-                return
+            if len(pool.outstanding) >= self._window(pool, now):
+                ready.remove(pool)
+                continue
             held = ledger.held[ledger.buffer.popleft()]
             held.pool = pool.pid
             d = held.delivery
@@ -118,6 +123,21 @@ class Pools:
             ):
                 pool.retire()
                 ready.remove(pool)
+
+    def _window(self, pool: PoolHandle, now: float) -> int:
+        return pool.window(now, self.config.window, self.config.max_window)
+
+    def capacity(self) -> int:
+        """How many tasks the pool processes can hold now (for reserving)."""
+        now = time.monotonic()
+        return sum(self._window(p, now) for p in self.by_pid.values() if not p.stopping)
+
+    def rebalance(self) -> None:
+        """Tasks queued behind a long one go back to the main, for other pool processes."""
+        now = time.monotonic()
+        for pool in self.by_pid.values():
+            if len(pool.outstanding) > 1 and now - pool.head_started_at > YIELD_AFTER_S:
+                pool.ask_to_yield()
 
     def flush_writes(self, pool: PoolHandle, selector: selectors.BaseSelector) -> None:
         """Write what the pipe would not take earlier."""

@@ -127,7 +127,7 @@ class Worker:
 
     # -- the loop ---------------------------------------------------------------
     def _tick(self) -> None:
-        busy = self.stopping or self.pools.any_time_limited()
+        busy = self.stopping or self.pools.any_time_limited() or self.pools.any_queued()
         for key, mask in self.selector.select(BUSY_TICK_S if busy else IDLE_TICK_S):
             self._on_event(key.data, mask)
         self._on_signals(self.signals.take())
@@ -149,8 +149,9 @@ class Worker:
     def _reserve(self) -> None:
         if self.stopping or self.waiting_for_messages or not self.pools.accepting:
             return
-        room = self.config.target_held - len(self.ledger)
-        if room < max(1, self.config.concurrency * self.config.window // 2):
+        target = self.pools.capacity() + self.config.concurrency * self.config.prefetch
+        room = target - len(self.ledger)
+        if room < max(1, target // 4):
             return
         try:
             deliveries = self.broker.reserve(self.config.queues, room, owner=self.id)
@@ -165,6 +166,7 @@ class Worker:
     def _on_schedule(self) -> None:
         now = time.monotonic()
         self.pools.enforce_time_limits(self.ledger)
+        self.pools.rebalance()
         if now >= self.next_renew:
             self.next_renew = now + self._renew_interval_s()
             self._renew_leases()

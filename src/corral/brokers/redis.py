@@ -1,0 +1,380 @@
+"""The Redis broker: leases, priorities, schedules and results in one Redis.
+
+Why Lua scripts rather than streams with consumer groups: streams deliver in
+append order only, so priorities would need one stream per level and a merge
+on the client; their pending-entry lists know delivery counts but not lease
+tokens, so fencing a late settle would need a second structure anyway, and
+claiming expired entries (``XAUTOCLAIM``) uses idle time measured per entry,
+not a deadline the broker can extend. One script per operation does each step
+atomically on the server (see ``lua/common.lua`` for the key layout):
+
+- ``send`` without a countdown is one ``RPUSH`` of packed envelopes onto the
+  inbox list: as cheap for the producer as a raw push, and atomic for a
+  batch. Every script that reads messages first *accepts* the inbox in send
+  order (idempotency check, message hash, ready sorted set with score
+  ``-priority * 2**40 + seq``: higher priority first, FIFO within). A send
+  with a countdown is a script call, so its due time is the server's clock at
+  send time.
+- ``reserve`` promotes due scheduled messages, reclaims expired leases, pops
+  the best ids, dead-letters those already delivered ``max_deliveries`` times
+  and leases the rest: lease deadlines live in a sorted set scored by
+  ``TIME`` read inside the script, never the client's clock.
+- ``settle`` and ``extend`` compare the lease token first, so a stale worker
+  changes nothing; a settle resent after a lost reply recognises the outcome
+  its first run stored.
+
+Blocking never polls: :meth:`RedisBroker.wait_ready` blocks with ``BLMOVE``
+of the inbox onto itself (it wakes when something is sent or a script nudges,
+and takes nothing), bounded by the earliest due or expiring message, and
+:meth:`RedisBroker.wait_result` does ``BLMOVE key key`` on the task's own
+``done`` list, which settle fills with the result (every waiter wakes). Nothing
+subscribes to pub/sub, at send time or ever (seeds/004: Celery's per-task
+subscriptions broke under gevent). hiredis is used by redis-py automatically
+when it is installed. Scripts build key names from the prefix, so this needs a
+standalone Redis >= 6.2 (not Cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from corral.brokers.base import (
+    Broker,
+    DeadLetter,
+    Delivery,
+    Envelope,
+    LeaseStatus,
+    QueueStats,
+    ResultRecord,
+    Settlement,
+    WorkerInfo,
+)
+from corral.brokers.redis_connection import (
+    RedisConnection,
+    RedisOptions,
+    split_url_options,
+    with_url_options,
+)
+from corral.brokers.redis_scripts import Script, execute, load_scripts
+from corral.errors import ConfigError
+from corral.results import TaskState
+
+__all__ = ["RedisBroker"]
+
+_MAX_ABS_PRIORITY = 4095  # the ready score keeps FIFO order exact only below 2**12
+_SETTLE_STATES = frozenset(
+    {
+        TaskState.SUCCEEDED,
+        TaskState.FAILED,
+        TaskState.DEAD,
+        TaskState.RETRYING,
+        TaskState.QUEUED,
+        TaskState.REVOKED,
+    }
+)
+_LEASE_STATUS = (LeaseStatus.LOST, LeaseStatus.HELD, LeaseStatus.REVOKED)
+_MIN_BLOCK_S = 0.001  # Redis reads a blocking timeout of 0 as "forever"
+
+
+class RedisBroker(Broker):
+    """A broker in a standalone Redis (>= 6.2) reached through redis-py.
+
+    ``client_or_url`` is a ``redis://`` or ``rediss://`` URL (user, password
+    and db number in the URL) or a ``redis.Redis`` client whose settings are
+    copied. Options are listed in :class:`RedisOptions`, as keyword arguments
+    or in the URL's query string; unknown ones raise ConfigError. ``url``
+    names the same store (prefix included) for another process; it is empty
+    for a broker made from a client. Connection failures raise BrokerUnavailable within
+    ``connect_timeout_s``. Safe across ``fork``: the child opens its own pool.
+    """
+
+    def __init__(self, client_or_url: str | redis.Redis, **options: Any) -> None:
+        target = client_or_url
+        if isinstance(target, str):
+            # Options may ride in the URL's query (?key_prefix=app), so that ``url``
+            # names this exact store for another process; explicit ones win.
+            target, in_url = split_url_options(target)
+            options = {**in_url, **options}
+        self._options = RedisOptions.from_mapping(options)
+        self._conn = RedisConnection(target, self._options)
+        self._scripts = load_scripts()
+        self._prefix = self._options.key_prefix
+        self._inbox = f"{self._prefix}:inbox"
+        if isinstance(target, str):
+            self.url = with_url_options(target, {"key_prefix": self._prefix})
+        else:
+            self.url = ""
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisBroker:
+        """A broker for ``url`` (``redis://[user:password@]host:port/db`` or ``rediss://``)."""
+        return cls(url, **options)
+
+    def __repr__(self) -> str:
+        return f"RedisBroker(prefix={self._prefix!r})"
+
+    # -- plumbing -----------------------------------------------------------------
+    def _run(self, name: str, args: Sequence[Any] = ()) -> Any:
+        script: Script = self._scripts[name]
+        argv = [self._prefix, *args]
+        return self._conn.call(lambda client: script.run(client, argv))
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self._prefix}:{kind}:{name}"
+
+    def _command(self, *args: Any) -> Any:
+        return self._conn.call(lambda client: execute(client, *args))
+
+    # -- time -------------------------------------------------------------------
+    def now(self) -> float:
+        """The Redis server's clock (``TIME``), in seconds since the epoch."""
+        seconds, micros = self._command("TIME")
+        return int(seconds) + int(micros) / 1_000_000
+
+    # -- producing --------------------------------------------------------------
+    def send(self, envelopes: Sequence[Envelope]) -> None:
+        """Store the batch atomically in one round trip.
+
+        Without a countdown that is one ``RPUSH`` onto the inbox (as cheap as a raw
+        push; the scripts accept it later, in order); with one, a script call, so
+        the due time is the server's clock at send time.
+        """
+        if not envelopes:
+            return
+        if any(env.delay_s > 0 for env in envelopes):
+            self._send_script(envelopes)
+            return
+        packed = [_pack(env) for env in envelopes]
+        self._command("RPUSH", self._inbox, *packed)
+
+    def _send_script(self, envelopes: Sequence[Envelope]) -> None:
+        args: list[Any] = []
+        for env in envelopes:
+            _check_priority(env)
+            args += (env.id, env.task, env.queue, env.body, env.priority, env.delay_s,
+                     env.lease_s, env.max_deliveries, env.result_ttl_s)  # fmt: skip
+        self._run("send", args)
+
+    def revoke(self, task_id: str, *, terminate: bool = False) -> bool:
+        """Remove a pending task (REVOKED result) or flag a running one (no retry;
+        with ``terminate``, its lease reports REVOKED)."""
+        return bool(self._run("revoke", [task_id, int(terminate)]))
+
+    # -- consuming --------------------------------------------------------------
+    def reserve(self, queues: Sequence[str], limit: int, *, owner: str) -> list[Delivery]:
+        """Lease up to ``limit`` messages in one script call."""
+        if limit < 1 or not queues:
+            return []
+        rows = self._run("reserve", [limit, owner, *dict.fromkeys(queues)])
+        return [_delivery(row) for row in rows]
+
+    def wait_ready(self, queues: Sequence[str], timeout_s: float) -> None:
+        """Block on the inbox until a message is ready in ``queues``, the next
+        scheduled or leased one falls due, or ``timeout_s`` passes."""
+        if not queues:
+            return
+        queues = list(dict.fromkeys(queues))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            # The inbox wakes every idle worker (a send to another queue, a nudge):
+            # only a ready or due message in these queues, or the deadline, ends the wait.
+            bound_s = float(self._run("wait_bound", queues))
+            wait_s = deadline - time.monotonic()
+            if bound_s >= 0:
+                wait_s = min(wait_s, bound_s)
+            if wait_s < _MIN_BLOCK_S:
+                return
+            wait_s = min(wait_s, self._options.block_slice_s)
+            # BLMOVE onto itself, same side: blocks until the inbox is not empty,
+            # takes nothing and keeps the order (the scripts accept it in wait_bound).
+            self._command("BLMOVE", self._inbox, self._inbox, "RIGHT", "RIGHT", f"{wait_s:.3f}")
+
+    def extend(self, leases: Sequence[tuple[str, int]]) -> list[LeaseStatus]:
+        """Renew leases by each message's ``lease_s`` from the server's clock."""
+        if not leases:
+            return []
+        args = [part for task_id, token in leases for part in (task_id, token)]
+        return [_LEASE_STATUS[int(code)] for code in self._run("extend", args)]
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Apply outcomes in one script call; False where the token was stale."""
+        if not settlements:
+            return []
+        args: list[Any] = []
+        for s in settlements:
+            if s.state not in _SETTLE_STATES:
+                valid = ", ".join(sorted(st.name for st in _SETTLE_STATES))
+                raise ConfigError(f"Settlement.state {s.state.name} is not one of {valid}")
+            args += (s.id, s.token, s.state.value, s.payload, s.delay_s, s.reason, int(s.crashed))
+        script, prefix, runs = self._scripts["settle"], self._prefix, [0]
+
+        def run(client: redis.Redis) -> Any:
+            # A resend after a lost reply must recognise its own already-applied outcome.
+            runs[0] += 1
+            return script.run(client, [prefix, int(runs[0] > 1), *args])
+
+        return [bool(ok) for ok in self._conn.call(run)]
+
+    # -- results ----------------------------------------------------------------
+    def get_result(self, task_id: str) -> ResultRecord | None:
+        """The stored outcome, or None."""
+        row = self._run("result", [task_id])
+        if row[0] is None:
+            return None
+        return ResultRecord(task_id, TaskState(row[0].decode()), row[1] or b"", float(row[2]))
+
+    def wait_result(self, task_id: str, timeout_s: float | None) -> ResultRecord | None:
+        """Block on the task's ``done`` list (``BLMOVE`` onto itself); None after timeout_s."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        done = self._key("done", task_id)
+        while True:
+            record = self.get_result(task_id)
+            if record is not None:
+                return record
+            wait_s = self._options.block_slice_s
+            if deadline is not None:
+                wait_s = min(wait_s, deadline - time.monotonic())
+            if wait_s < _MIN_BLOCK_S:
+                return None
+            self._command("BLMOVE", done, done, "RIGHT", "LEFT", f"{wait_s:.3f}")
+
+    def state(self, task_id: str) -> TaskState | None:
+        """The task's state: its message's, else its stored result's, else None."""
+        name = self._run("state", [task_id])
+        return None if name is None else TaskState(name.decode())
+
+    # -- registry ---------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        """Add or replace the worker's entry; its heartbeat is the server's TIME."""
+        args = [info.id, info.host, info.pid, json.dumps(list(info.queues)), info.concurrency,
+                info.started_at, info.tasks_done, info.details]  # fmt: skip
+        self._run("register_worker", args)
+
+    def heartbeat(self, worker_id: str, *, tasks_done: int, details: str = "{}") -> None:
+        """Refresh the worker's heartbeat (server TIME) and counters."""
+        self._run("heartbeat", [worker_id, tasks_done, details])
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Remove the worker's entry."""
+        prefix = self._prefix
+
+        def remove(client: redis.Redis) -> None:
+            pipe = client.pipeline(transaction=True)
+            pipe.delete(f"{prefix}:w:{worker_id}")
+            pipe.zrem(f"{prefix}:workers", worker_id)
+            pipe.execute()
+
+        self._conn.call(remove)
+
+    def workers(self) -> list[WorkerInfo]:
+        """Every registered worker, by id."""
+        return sorted((_worker(row) for row in self._run("workers")), key=lambda w: w.id)
+
+    # -- inspection and maintenance -----------------------------------------------
+    def queue_stats(self) -> list[QueueStats]:
+        """Counts per queue that has anything in it, sorted by name."""
+        stats = [
+            QueueStats(row[0].decode(), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+            for row in self._run("queue_stats")
+        ]
+        return sorted(stats, key=lambda s: s.queue)
+
+    def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters first, at most ``limit``."""
+        if limit < 1:
+            return []
+        return [_dead_letter(row) for row in self._run("dead_letters", [limit])]
+
+    def requeue_dead(self, task_id: str) -> bool:
+        """Move a dead letter back to its queue with fresh counters."""
+        return bool(self._run("requeue_dead", [task_id]))
+
+    def purge_dead(self) -> int:
+        """Delete every dead letter; return how many."""
+        return int(self._run("purge_dead"))
+
+    def purge(self, queue: str) -> int:
+        """Delete the queue's ready and scheduled messages; return how many."""
+        return int(self._run("purge", [queue]))
+
+    def cleanup(self) -> int:
+        """Count results Redis expired since the last call, remove workers silent for
+        ``worker_expiry_s``; return both counts' sum."""
+        return int(self._run("cleanup", [self._options.worker_expiry_s]))
+
+    def close(self) -> None:
+        """Disconnect; the broker is unusable afterwards."""
+        self._conn.close()
+
+
+def _check_priority(env: Envelope) -> None:
+    if abs(env.priority) > _MAX_ABS_PRIORITY:
+        raise ConfigError(
+            f"{env.task}: priority {env.priority} is out of range for the Redis broker; "
+            f"use a value between -{_MAX_ABS_PRIORITY} and {_MAX_ABS_PRIORITY}"
+        )
+
+
+def _pack(env: Envelope) -> bytes:
+    """One inbox entry; ``unpack_entry`` in ``lua/common.lua`` reads it back."""
+    _check_priority(env)
+    id_b, task_b, queue_b = env.id.encode(), env.task.encode(), env.queue.encode()
+    head = (
+        f"{len(id_b)} {len(task_b)} {len(queue_b)} {env.priority} {env.lease_s!r} "
+        f"{env.max_deliveries} {env.result_ttl_s!r} "
+    )
+    return b"".join((head.encode(), id_b, task_b, queue_b, env.body))
+
+
+def _text(value: bytes) -> str:
+    return value.decode()
+
+
+def _delivery(row: list[Any]) -> Delivery:
+    task_id, task, queue, priority, body, token, deliveries, attempts, lease_s = row
+    return Delivery(
+        id=_text(task_id),
+        task=_text(task),
+        queue=_text(queue),
+        priority=int(priority),
+        body=body,
+        token=int(token),
+        deliveries=int(deliveries),
+        attempts=int(attempts),
+        lease_s=float(lease_s),
+    )
+
+
+def _dead_letter(row: list[Any]) -> DeadLetter:
+    task_id, task, queue, reason, error, attempts, deliveries, died_at, body = row
+    return DeadLetter(
+        id=_text(task_id),
+        task=_text(task),
+        queue=_text(queue),
+        reason=_text(reason or b""),
+        error=error or b"",
+        attempts=int(attempts),
+        deliveries=int(deliveries),
+        died_at=float(died_at),
+        body=body or b"",
+    )
+
+
+def _worker(row: list[Any]) -> WorkerInfo:
+    worker_id, host, pid, queues, concurrency, started_at, beat_at, done, details = row
+    return WorkerInfo(
+        id=_text(worker_id),
+        host=_text(host),
+        pid=int(pid),
+        queues=tuple(json.loads(queues)),
+        concurrency=int(concurrency),
+        started_at=float(started_at),
+        heartbeat_at=float(beat_at),
+        tasks_done=int(done),
+        details=_text(details),
+    )

@@ -1,0 +1,282 @@
+"""Options and the fork-safe, retrying connection of the Redis broker.
+
+:class:`RedisOptions` is the one declaration of the broker's options: the
+constructor's keyword arguments, ``from_url``'s and the error that lists the
+valid ones all come from it.
+
+:class:`RedisConnection` owns the redis-py connection pool. It never lets a
+pool cross a ``fork``: a call from a new pid builds a new pool (the parent's
+sockets are left alone, so the parent keeps working). Every call is retried on
+connection errors with backoff until ``connect_timeout_s`` has passed, then
+raises :class:`~corral.errors.BrokerUnavailable`: a restarted Redis is
+survived by the next call, a dead one is reported in bounded time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from corral.errors import BrokerError, BrokerUnavailable, ConfigError
+
+__all__ = ["RedisConnection", "RedisOptions", "split_url_options", "with_url_options"]
+
+T = TypeVar("T")
+
+_FIRST_BACKOFF_S = 0.02
+_MAX_BACKOFF_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class RedisOptions:
+    """Every option of the Redis broker.
+
+    ``connect_timeout_s`` bounds how long an operation keeps retrying an
+    unreachable server before raising BrokerUnavailable. ``socket_timeout_s``
+    bounds one reply; blocking waits are cut into slices shorter than it.
+    ``max_connections`` caps the pool (None: no cap; each thread or greenlet
+    blocked in a wait holds one connection). ``worker_expiry_s`` is how long a
+    worker may stay silent before :meth:`cleanup` removes it. The ``tls_*``
+    options apply to ``rediss://`` URLs.
+    """
+
+    key_prefix: str = "corral"
+    connect_timeout_s: float = 5.0
+    socket_timeout_s: float = 5.0
+    max_connections: int | None = None
+    worker_expiry_s: float = 300.0
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_check_hostname: bool = True
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> RedisOptions:
+        """Options from keyword arguments; unknown names raise ConfigError listing valid ones."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise ConfigError(
+                f"RedisBroker: unknown option(s) {', '.join(map(repr, unknown))}; "
+                f"valid options are {', '.join(valid)}"
+            )
+        made = cls(**options)
+        made.validate()
+        return made
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first option with an impossible value."""
+        for name in ("connect_timeout_s", "socket_timeout_s", "worker_expiry_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"RedisBroker: {name} must be > 0, got {getattr(self, name)!r}")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ConfigError(
+                f"RedisBroker: max_connections must be >= 1 or None, got {self.max_connections!r}"
+            )
+        if not self.key_prefix or ":" in self.key_prefix:
+            raise ConfigError(
+                f"RedisBroker: key_prefix must be a non-empty name without ':', "
+                f"got {self.key_prefix!r}"
+            )
+
+    @property
+    def attempt_connect_s(self) -> float:
+        """The connect timeout of one attempt: short enough to retry within the budget."""
+        return min(self.connect_timeout_s / 2, 1.0)
+
+    @property
+    def block_slice_s(self) -> float:
+        """The longest single blocking command: it must return before the socket times out."""
+        if self.socket_timeout_s > 2.0:
+            return self.socket_timeout_s - 1.0
+        return self.socket_timeout_s / 2
+
+
+def split_url_options(url: str) -> tuple[str, dict[str, Any]]:
+    """The URL without corral's query options, and those options converted.
+
+    ``redis://host/0?key_prefix=app&connect_timeout_s=2`` gives
+    ``("redis://host/0", {"key_prefix": "app", "connect_timeout_s": 2.0})``; other
+    query parameters (redis-py's own, like ``ssl_cert_reqs``) stay in the URL.
+    """
+    parts = urlsplit(url)
+    ours: dict[str, Any] = {}
+    theirs = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in _OPTION_TYPES:
+            ours[name] = _converted(name, value)
+        else:
+            theirs.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(theirs))), ours
+
+
+def with_url_options(url: str, options: Mapping[str, Any]) -> str:
+    """``url`` with ``options`` added to its query string."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + [
+        (name, str(value)) for name, value in options.items()
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _converted(name: str, text: str) -> Any:
+    kind = _OPTION_TYPES[name]
+    try:
+        if kind == "bool":
+            return {"1": True, "true": True, "yes": True, "0": False, "false": False,
+                    "no": False}[text.lower()]  # fmt: skip
+        if kind == "int | None":
+            return None if text.lower() in ("", "none") else int(text)
+        if kind == "float":
+            return float(text)
+    except (KeyError, ValueError):
+        raise ConfigError(
+            f"RedisBroker: URL option {name}={text!r} is not a valid {kind}"
+        ) from None
+    return text or None if kind == "str | None" else text
+
+
+_OPTION_TYPES = {f.name: str(f.type) for f in dataclasses.fields(RedisOptions)}
+
+
+class RedisConnection:
+    """A redis-py client per process, with bounded retries and corral's errors."""
+
+    def __init__(self, target: str | redis.Redis, options: RedisOptions) -> None:
+        self._options = options
+        self._make_pool = _pool_factory(target, options)
+        self._pid = -1
+        self._client: redis.Redis | None = None
+        self._closed = False
+
+    def client(self) -> redis.Redis:
+        """This process's client; a new one after a fork (pools never cross a fork)."""
+        if self._closed:
+            raise BrokerError("RedisBroker: the broker is closed; open a new one")
+        pid = os.getpid()
+        if self._client is None or pid != self._pid:
+            # The parent's pool is dropped, not disconnected: closing its sockets
+            # here would shut them down under the parent too.
+            self._client = redis.Redis(connection_pool=self._make_pool(), retry=_no_retry())
+            self._pid = pid
+        return self._client
+
+    def call(self, operation: Callable[[redis.Redis], T]) -> T:
+        """Run ``operation``, retrying connection errors until ``connect_timeout_s``."""
+        deadline = time.monotonic() + self._options.connect_timeout_s
+        backoff_s = _FIRST_BACKOFF_S
+        while True:
+            try:
+                return _translated(operation, self.client())
+            except BrokerUnavailable:
+                left_s = deadline - time.monotonic()
+                if left_s < backoff_s + self._options.attempt_connect_s:
+                    raise
+            time.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
+
+    def close(self) -> None:
+        """Disconnect this process's pool; later calls raise BrokerError."""
+        if self._client is not None and self._pid == os.getpid():
+            self._client.connection_pool.disconnect()
+        self._client = None
+        self._closed = True
+
+
+def _translated(operation: Callable[[redis.Redis], T], client: redis.Redis) -> T:
+    """Run one attempt, turning redis-py's errors into corral's."""
+    try:
+        return operation(client)
+    except AuthenticationError as exc:
+        raise ConfigError(
+            f"Redis refused the credentials ({exc}); check the user and password in the URL"
+        ) from exc
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise BrokerUnavailable(
+            f"Redis is unreachable ({exc}); check that the server runs and the URL is right"
+        ) from exc
+    except ResponseError as exc:
+        raise BrokerError(f"Redis refused a corral command: {exc}") from exc
+    except RedisError as exc:
+        raise BrokerError(f"Redis failed a corral command: {exc}") from exc
+
+
+def _no_retry() -> Retry:
+    """redis-py must not retry on its own: RedisConnection.call owns the time budget."""
+    return Retry(NoBackoff(), 0)
+
+
+def _pool_factory(
+    target: str | redis.Redis, options: RedisOptions
+) -> Callable[[], redis.ConnectionPool]:
+    """A function that builds a fresh pool for the URL or the given client's settings."""
+    if isinstance(target, redis.Redis):
+        return _pool_like(target.connection_pool)
+    if not isinstance(target, str):
+        raise ConfigError(
+            f"RedisBroker: expected a redis:// or rediss:// URL or a redis.Redis client, "
+            f"got {type(target).__name__}"
+        )
+    kwargs = _url_kwargs(target, options)
+    _pool_from_url(target, kwargs)  # fail now, in the caller, on a malformed URL
+    return lambda: _pool_from_url(target, kwargs)
+
+
+def _url_kwargs(url: str, options: RedisOptions) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": options.attempt_connect_s,
+        "socket_timeout": options.socket_timeout_s,
+        "retry": _no_retry(),
+        "protocol": 2,  # the scripts' replies are decoded as RESP2 arrays
+    }
+    if options.max_connections is not None:
+        kwargs["max_connections"] = options.max_connections
+    if url.startswith("rediss://"):
+        kwargs.update(
+            ssl_ca_certs=options.tls_ca_file,
+            ssl_certfile=options.tls_cert_file,
+            ssl_keyfile=options.tls_key_file,
+            ssl_check_hostname=options.tls_check_hostname,
+        )
+    return kwargs
+
+
+def _pool_from_url(url: str, kwargs: dict[str, Any]) -> redis.ConnectionPool:
+    if not url.startswith(("redis://", "rediss://")):
+        raise ConfigError(f"RedisBroker: URL {url!r} must start with redis:// or rediss:// (TLS)")
+    try:
+        return redis.ConnectionPool.from_url(url, **kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"RedisBroker: invalid URL {url!r}: {exc}") from exc
+
+
+def _pool_like(pool: redis.ConnectionPool) -> Callable[[], redis.ConnectionPool]:
+    kwargs = dict(pool.connection_kwargs)
+    if kwargs.get("decode_responses"):
+        raise ConfigError(
+            "RedisBroker: the redis.Redis client decodes responses; corral stores bytes, "
+            "so pass a client made with decode_responses=False"
+        )
+    kwargs["retry"] = _no_retry()
+    kwargs["protocol"] = 2
+    # RESP3-only extras of the given client's pool would refuse a RESP2 connection.
+    kwargs.pop("maint_notifications_config", None)
+    kwargs.pop("oss_cluster_maint_notifications_handler", None)
+    pool_class = type(pool)
+    connection_class = pool.connection_class
+    max_connections = pool.max_connections
+    return lambda: pool_class(
+        connection_class=connection_class, max_connections=max_connections, **kwargs
+    )
