@@ -24,9 +24,16 @@ def digest(n: int) -> bytes:
     return hashlib.sha256(str(n).encode()).digest()
 
 
+def _count_run(name: str, n: int) -> None:
+    """One line per run of a task that may retry: the demo counts retries from it."""
+    with open(SCRATCH / "retrying-runs.log", "a") as f:
+        f.write(f"{name} {n}\n")
+
+
 @app.task(retries=2, retry_backoff_s=0.05, retry_jitter=False)
 def flaky(n: int) -> int:
     """Fails on its first run, succeeds on the retry."""
+    _count_run("flaky", n)
     marker = SCRATCH / f"flaky-{n}"
     if not marker.exists():
         marker.touch()
@@ -37,4 +44,5 @@ def flaky(n: int) -> int:
 @app.task(retries=1, retry_backoff_s=0.05, retry_jitter=False)
 def doomed(n: int) -> None:
     """Always fails: ends in the dead letters after its retry."""
+    _count_run("doomed", n)
     raise ValueError(f"doomed({n}): this input can never work")
