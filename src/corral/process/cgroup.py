@@ -1,0 +1,226 @@
+"""cgroup v2 containment: one cgroup per unit, under one cgroup per owner.
+
+Layout: ``<our cgroup>/corral-<owner id>/<unit id>`` plus a ``detached`` sibling that
+``detach()`` moves processes into. A process cannot leave a cgroup by ``setsid()`` or
+double-forking, so ``cgroup.procs`` is the unit's complete membership and
+``cgroup.kill`` (Linux 5.14+) kills it atomically, forks in flight included. Without
+``cgroup.kill``, the unit is frozen (``cgroup.freeze``), every member SIGKILLed, then
+thawed, so nothing can fork while we walk the list.
+
+Spawned children join their unit before exec: the parent opens the unit's
+``cgroup.procs`` and the child, between fork and exec, writes "0" (meaning "me") to
+that fd. That is one ``write`` in the child, no locks, so it is safe even when the
+owner runs threads. Only the v2 hierarchy is ever touched, never v1 ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from corral.process import markers, procfs
+from corral.process.errors import ProcessError
+from corral.process.reaper import Reaper
+from corral.process.unit import Containment, Unit
+
+__all__ = ["CgroupContainment", "CgroupUnit", "find_writable_cgroup"]
+
+_RMDIR_RETRY_S = 2.0
+
+
+def _cgroup2_mounts() -> list[Path]:
+    with open("/proc/mounts") as f:
+        return [Path(line.split()[1]) for line in f if line.split()[2:3] == ["cgroup2"]]
+
+
+def _own_v2_path() -> str | None:
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].strip()
+    return None
+
+
+def _probe_writable(directory: Path) -> bool:
+    probe = directory / f"corral-probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        probe.rmdir()
+    return True
+
+
+def find_writable_cgroup() -> Path | None:
+    """The directory of our own cgroup v2 if we may create child cgroups in it."""
+    procfs.require_linux("cgroup containment")
+    own = _own_v2_path()
+    if own is None:
+        return None
+    for mount in _cgroup2_mounts():
+        candidate = mount / own.lstrip("/")
+        if (candidate / "cgroup.procs").exists() and _probe_writable(candidate):
+            return candidate
+    return None
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _populated(directory: Path) -> bool:
+    try:
+        text = (directory / "cgroup.events").read_text()
+    except FileNotFoundError:
+        return False
+    return "populated 1" in text
+
+
+def _procs(directory: Path) -> list[int]:
+    pids: list[int] = []
+    for root, _dirs, _files in os.walk(directory):
+        with contextlib.suppress(FileNotFoundError):
+            pids.extend(int(p) for p in (Path(root) / "cgroup.procs").read_text().split())
+    return pids
+
+
+def _rmdir_tree(directory: Path) -> None:
+    """Remove a cgroup and its children (rmdir only: cgroup files are not deletable)."""
+    for root, dirs, _files in os.walk(directory, topdown=False):
+        for name in dirs:
+            _rmdir_retrying(Path(root) / name)
+    _rmdir_retrying(directory)
+
+
+def _rmdir_retrying(directory: Path) -> None:
+    # A just-emptied cgroup can report EBUSY for a moment while the kernel finishes
+    # exiting its last task.
+    deadline = time.monotonic() + _RMDIR_RETRY_S
+    while True:
+        try:
+            directory.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() >= deadline:
+                raise ProcessError(
+                    f"could not remove cgroup {directory}: {e}; it still holds processes "
+                    f"{_procs(directory)}"
+                ) from e
+            time.sleep(0.01)
+
+
+class CgroupUnit(Unit):
+    """A unit backed by its own cgroup directory."""
+
+    def __init__(self, containment: CgroupContainment, unit_id: str, *, generation: int) -> None:
+        super().__init__(containment, unit_id, generation=generation)
+        self._cgroup = containment.owner_dir / unit_id
+        self._use_kill_file = containment.use_kill_file
+        self._cgroup.mkdir(exist_ok=unit_id == markers.DETACHED_UNIT)
+
+    @property
+    def cgroup(self) -> Path:
+        """The unit's cgroup directory."""
+        return self._cgroup
+
+    def markers(self) -> dict[str, str]:
+        """Unit markers plus CORRAL_CGROUP, which ``detach()`` reads."""
+        env = super().markers()
+        env[markers.CGROUP] = str(self._cgroup)
+        return env
+
+    def _preexec(self) -> tuple[Callable[[], None] | None, Callable[[], None]]:
+        fd = os.open(self._cgroup / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+
+        def join_cgroup() -> None:  # runs in the child between fork and exec
+            os.write(fd, b"0")
+
+        return join_cgroup, lambda: os.close(fd)
+
+    def _enter(self, pid: int) -> None:
+        try:
+            _write(self._cgroup / "cgroup.procs", str(pid))
+        except OSError as e:
+            raise ProcessError(f"Unit.adopt({pid}): cannot move it into {self._cgroup}: {e}") from e
+
+    def pids(self) -> list[int]:
+        """Members of the cgroup and its sub-cgroups (zombies are not listed by the kernel)."""
+        return _procs(self._cgroup)
+
+    def is_empty(self) -> bool:
+        """``populated 0`` in cgroup.events: nothing alive at any depth."""
+        return not _populated(self._cgroup)
+
+    def kill_all(self) -> None:
+        """``cgroup.kill`` if present, else freeze + SIGKILL each member + thaw."""
+        if self._use_kill_file and (self._cgroup / "cgroup.kill").exists():
+            with contextlib.suppress(FileNotFoundError):
+                _write(self._cgroup / "cgroup.kill", "1")
+            return
+        self._freeze_and_kill()
+
+    def _freeze_and_kill(self) -> None:
+        freeze = self._cgroup / "cgroup.freeze"
+        _write(freeze, "1")
+        try:
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            # Never leave a unit frozen: a frozen survivor would hang kill_tree's wait.
+            _write(freeze, "0")
+
+    def _release(self) -> None:
+        _rmdir_tree(self._cgroup)
+
+
+class CgroupContainment(Containment):
+    """Units as cgroup v2 directories under ``<base>/corral-<owner_id>``."""
+
+    kind = "cgroup"
+
+    def __init__(
+        self,
+        *,
+        owner_id: str,
+        reaper: Reaper,
+        records_dir: Path,
+        base: Path,
+        use_kill_file: bool = True,
+    ) -> None:
+        super().__init__(owner_id=owner_id, reaper=reaper, records_dir=records_dir)
+        self._base = base
+        self._owner_dir = base / f"corral-{owner_id}"
+        self.use_kill_file = use_kill_file
+        self._owner_dir.mkdir(exist_ok=True)
+
+    @property
+    def owner_dir(self) -> Path:
+        """The owner's cgroup directory (parent of every unit's)."""
+        return self._owner_dir
+
+    def _new_unit(self, unit_id: str, *, generation: int) -> Unit:
+        return CgroupUnit(self, unit_id, generation=generation)
+
+    def describe(self) -> str:
+        """``cgroup v2 at <dir> (cgroup.kill)`` or ``(freeze + SIGKILL)``."""
+        has_kill = self.use_kill_file and _kill_file_supported(self._owner_dir)
+        how = "cgroup.kill" if has_kill else "freeze + SIGKILL"
+        return f"cgroup v2 at {self._owner_dir} ({how}); owner is child subreaper"
+
+    def _release(self) -> None:
+        _rmdir_tree(self._owner_dir)
+
+
+def _kill_file_supported(directory: Path) -> bool:
+    # The root cgroup has no cgroup.kill; children of any cgroup do on Linux 5.14+.
+    return (directory / "cgroup.kill").exists()
