@@ -88,3 +88,76 @@ def sleep_then_mark(path: str, sleep_s: float) -> str:
     time.sleep(sleep_s)
     Path(path).touch()
     return "marked"
+
+
+@app.task
+def exit_status_of_subprocess() -> int:
+    """subprocess.run inside a task must see its own child's exit status (one reaper)."""
+    import subprocess
+
+    return subprocess.run(["sh", "-c", "exit 7"], check=False).returncode
+
+
+@app.task
+def orphan_sleeper(pid_file: str, sleep_s: float = 300.0) -> str:
+    """Leave a setsid'd, double-forked `sleep` behind (it escapes the process group)."""
+    import subprocess
+
+    subprocess.run(
+        ["sh", "-c", f"setsid sh -c 'sleep {sleep_s} & echo $! > {pid_file}' &"], check=True
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if Path(pid_file).exists() and Path(pid_file).read_text().strip():
+            break
+        time.sleep(0.02)
+    return "left a sleeper"
+
+
+@app.task(leftovers="warn")
+def orphan_sleeper_warn(pid_file: str) -> str:
+    return orphan_sleeper.fn(pid_file)
+
+
+@app.task(leftovers="keep")
+def orphan_sleeper_keep(pid_file: str) -> str:
+    return orphan_sleeper.fn(pid_file)
+
+
+@app.task(timeout_s=1.0)
+def tree_then_hang(pid_file: str) -> str:
+    """Start a tree (sh wrapper + setsid grandchild), then run past the hard limit."""
+    orphan_sleeper.fn(pid_file)
+    time.sleep(60)
+    return "unreachable"
+
+
+@app.task(lease_s=5)
+def tree_then_sleep(pid_file: str, sleep_s: float) -> str:
+    orphan_sleeper.fn(pid_file)
+    time.sleep(sleep_s)
+    return "slept"
+
+
+@app.task
+def double_fork_grandchild_raises(marker: str) -> str:
+    """Seed 000: the grandchild raises; it must never get back into the worker's loop."""
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            Path(marker).write_text(str(os.getpid()))
+            raise RuntimeError("grandchild failed")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    time.sleep(1.0)  # let an escaped grandchild report first, if it could
+    return "parent result"
+
+
+@app.task
+def orphan_short_children(count: int) -> int:
+    """Orphan ``count`` short-lived children: they re-parent to the worker main (or PID 1)."""
+    import subprocess
+
+    for _ in range(count):
+        subprocess.run(["sh", "-c", "sleep 0.05 &"], check=True)
+    return count

@@ -84,8 +84,9 @@ def children_of(pid: int) -> list[int]:
 class WorkerEnv:
     """A temporary directory with the test app, its broker, and workers to start."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, containment: str = "auto") -> None:
         self.workdir = workdir
+        self.containment = containment
         self.db_url = f"sqlite:///{workdir}/broker.db"
         shutil.copy(APP_SOURCE, workdir / "wapp.py")
         self.env = dict(os.environ)
@@ -104,7 +105,9 @@ class WorkerEnv:
         return module
 
     def start(self, *args: str) -> WorkerProcess:
-        worker = WorkerProcess(self.workdir, self.env, list(args))
+        worker = WorkerProcess(
+            self.workdir, self.env, ["--containment", self.containment, *args]
+        )
         self.workers.append(worker)
         return worker
 
@@ -118,9 +121,10 @@ class WorkerEnv:
         sys.modules.pop("wapp", None)
 
 
-@pytest.fixture
-def wenv(tmp_path: Path) -> Iterator[WorkerEnv]:
-    env = WorkerEnv(tmp_path)
+@pytest.fixture(params=["cgroup", "subreaper"])
+def wenv(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[WorkerEnv]:
+    """A worker environment, once per containment strategy."""
+    env = WorkerEnv(tmp_path, request.param)
     previous = os.environ.get("CORRAL_BROKER_URL")
     try:
         yield env

@@ -63,6 +63,14 @@ _DEFAULTS = WorkerConfig(app_ref="-")
     "handed back and killed.",
 )
 @click.option(
+    "--containment",
+    type=click.Choice(["auto", "cgroup", "subreaper"]),
+    default="auto",
+    show_default=True,
+    help="How task process trees are contained: a cgroup v2 per pool process, or the "
+    "fallback (subreaper + process groups + CORRAL_UNIT markers). auto: cgroup when writable.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LEVELS, case_sensitive=False),
     default="INFO",
@@ -79,6 +87,7 @@ def worker(
     max_tasks_per_child: int,
     max_memory_per_child_mb: int,
     grace_s: float,
+    containment: str,
     log_level: str,
     log_format: str,
 ) -> None:
@@ -99,6 +108,7 @@ def worker(
         max_tasks_per_child=max_tasks_per_child,
         max_memory_per_child_mb=max_memory_per_child_mb,
         grace_s=grace_s,
+        containment=containment,
         log_level=log_level.upper(),
         log_format=log_format,
     )

@@ -21,14 +21,19 @@ from typing import Any
 from corral.app import Corral
 from corral.exitcodes import ExitCode
 from corral.loader import load_app
+from corral.process import Reaper
 from corral.worker import protocol
-from corral.worker.execution import execute, raise_soft_time_limit
+from corral.worker.execution import FORK_GUARD, execute, raise_soft_time_limit
 from corral.worker.fingerprint import code_fingerprint
 from corral.worker.inbox import Inbox
 from corral.worker.logs import setup_logging
 from corral.worker.parent import exit_with_parent, rss_bytes
 
-__all__ = ["main"]
+__all__ = ["UNSAFE_NO_FORK_GUARD", "main"]
+
+IDLE_REAP_S = 1.0
+UNSAFE_NO_FORK_GUARD = "CORRAL_UNSAFE_NO_FORK_GUARD"
+"""Set to 1 to turn the fork guard off: only for the test that shows the bug it prevents."""
 
 log = logging.getLogger("corral.worker")
 
@@ -42,6 +47,10 @@ class PoolProcess:
         self.max_memory_bytes = args.max_memory_mb * 1024 * 1024
         self._write_lock = threading.Lock()
         self.inbox = Inbox(args.read_fd, self.send)
+        # Children a task started and did not wait for become zombies of this process
+        # once they exit (or the main kills them as leftovers): reap them between
+        # tasks, without stealing statuses from the task's own Popen objects.
+        self.reaper = Reaper(reap_orphans=True).install()
 
     def send(self, frame: tuple[Any, ...]) -> None:
         """Write one frame (from the task loop or the inbox thread)."""
@@ -55,8 +64,11 @@ class PoolProcess:
         """Run tasks until told to stop, retired, or the main is gone."""
         self.inbox.start()
         while True:
-            frame = self.inbox.next()
+            frame = self.inbox.next(timeout_s=IDLE_REAP_S)
+            self.reaper.reap_nowait()
             if frame is None:
+                if self.inbox.idle:
+                    continue
                 return self._leave_as_told()
             self._run_task(frame)
             if self.max_memory_bytes and rss_bytes() > self.max_memory_bytes:
@@ -115,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     _ignore_group_signals()
     setup_logging(args.log_level, args.log_format, role=f"pool-{os.getpid()}")
     app = load_app(args.app)
+    FORK_GUARD.enabled = os.environ.get(UNSAFE_NO_FORK_GUARD) != "1"
+    FORK_GUARD.install()
     pool = PoolProcess(app, args)
     limits = {name: _limits(task.options) for name, task in app.tasks.items()}
     fingerprint = code_fingerprint(args.app.partition(":")[0])
@@ -134,6 +148,7 @@ def _limits(options: Any) -> tuple[Any, ...]:
         options.retry_backoff_max_s,
         options.retry_jitter,
         retry_on_timeout,
+        options.leftovers,
     )
 
 

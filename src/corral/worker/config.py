@@ -32,6 +32,7 @@ class WorkerConfig:
     log_level: str = "INFO"
     log_format: str = "text"
     heartbeat_s: float = 2.0
+    containment: str = "auto"
 
     def __post_init__(self) -> None:
         for problem in self._problems():
@@ -49,6 +50,10 @@ class WorkerConfig:
             problems.append("--max-tasks-per-child must be >= 0 (0: no limit)")
         if self.max_memory_per_child_mb < 0:
             problems.append("--max-memory-per-child-mb must be >= 0 (0: no limit)")
+        if self.containment not in ("auto", "cgroup", "subreaper"):
+            problems.append(
+                f"--containment must be auto, cgroup or subreaper, got {self.containment!r}"
+            )
         if self.grace_s < 0:
             problems.append(f"--grace-s must be >= 0, got {self.grace_s}")
         return problems

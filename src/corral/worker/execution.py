@@ -11,9 +11,7 @@ loop and became a second worker).
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import sys
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -22,6 +20,7 @@ from corral.app import Corral
 from corral.errors import DecodeError, EncodeError, SoftTimeLimitExceeded
 from corral.exitcodes import ExitCode
 from corral.message import Message, decode_call, encode_error, encode_remote_error
+from corral.process import ForkGuard
 from corral.serializers import sniff_codec
 from corral.task import Task
 from corral.worker import protocol
@@ -29,6 +28,10 @@ from corral.worker import protocol
 __all__ = ["Outcome", "execute"]
 
 log = logging.getLogger("corral.worker")
+
+FORK_GUARD = ForkGuard(exit_code=ExitCode.SOFTWARE)
+"""Ends any process forked inside a task that returns or raises into this runner
+(seeds/000). Installed by the pool process at start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,33 +72,15 @@ def execute(app: Corral, task_id: str, body: bytes, attempts: int) -> Outcome:
 
 
 def _call(task: Task[Any, Any], message: Message) -> Any:
-    pid = os.getpid()
     limit_s = task.options.soft_timeout_s
     if limit_s:
         signal.setitimer(signal.ITIMER_REAL, limit_s)
     try:
-        return task.fn(*message.args, **message.kwargs)
+        with FORK_GUARD.task_scope(task.name):
+            return task.fn(*message.args, **message.kwargs)
     finally:
-        if os.getpid() != pid:
-            _end_forked_child(task.name)
         if limit_s:
             signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def _end_forked_child(task_name: str) -> None:
-    """The fork guard: a child forked inside the task must never reach the worker loop."""
-    exc = sys.exc_info()[1]
-    how = f"raised {type(exc).__name__}: {exc}" if exc else "returned"
-    log.error(
-        "a process forked inside task %s %s into corral's task runner; "
-        "ending it (pid %d) with exit code %d",
-        task_name,
-        how,
-        os.getpid(),
-        ExitCode.SOFTWARE,
-    )
-    logging.shutdown()
-    os._exit(ExitCode.SOFTWARE)
 
 
 def raise_soft_time_limit(signum: int, frame: FrameType | None) -> None:

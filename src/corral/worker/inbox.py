@@ -40,11 +40,17 @@ class Inbox:
         os.set_blocking(self._read_fd, True)
         self._thread.start()
 
-    def next(self) -> tuple[Any, ...] | None:
-        """The next task frame to run; None when the process should leave."""
+    @property
+    def idle(self) -> bool:
+        """True when nothing is waiting and no control flag is set."""
+        return not (self._runs or self.stopping or self.retiring or self.gone)
+
+    def next(self, *, timeout_s: float) -> tuple[Any, ...] | None:
+        """The next task frame to run; None when the process should leave, or when
+        ``timeout_s`` passed with nothing to do (then ``idle`` is True)."""
         with self._cond:
-            while not (self._runs or self.stopping or self.retiring or self.gone):
-                self._cond.wait()
+            if self.idle:
+                self._cond.wait(timeout_s)
             if self.stopping or self.gone or not self._runs:
                 return None
             return self._runs.popleft()

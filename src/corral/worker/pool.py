@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from corral.process import ProcessRef, Unit
 from corral.worker import protocol
 
 __all__ = ["PoolHandle", "PoolSpec", "TaskLimits"]
@@ -25,6 +26,9 @@ FAST_TASK_S = 0.005
 """Tasks quicker than this (on average) are batched: the pool process is handed
 up to ``max_window`` of them at once, so each pipe write and broker commit
 carries many tasks."""
+LEFTOVER_CHECK_S = 1.0
+"""A busy pool process is given no new task once a finished task has waited this
+long for its leftover check (which runs when the pool process is idle)."""
 YIELD_AFTER_S = 0.25
 """A task running longer than this makes its pool process hand back the tasks
 queued behind it, and receive no more until it finishes."""
@@ -50,26 +54,30 @@ class TaskLimits:
     retry_backoff_max_s: float
     retry_jitter: bool
     retry_on_timeout: bool
+    leftovers: str
 
 
 class PoolHandle:
     """One pool process as the main sees it."""
 
-    def __init__(self, spec: PoolSpec, generation: int, env: dict[str, str]) -> None:
+    def __init__(self, spec: PoolSpec, unit: Unit, env: dict[str, str]) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        self.generation = generation
-        self.process = subprocess.Popen(
-            _command(spec, generation, to_child_r, from_child_w),
-            pass_fds=(to_child_r, from_child_w),
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-        os.close(to_child_r)
-        os.close(from_child_w)
+        self.unit = unit
+        self.generation = unit.generation
+        try:
+            self.ref: ProcessRef = unit.spawn(
+                _command(spec, unit.generation, to_child_r, from_child_w),
+                pass_fds=(to_child_r, from_child_w),
+                env=env,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
         os.set_blocking(to_child_w, False)
         os.set_blocking(from_child_r, False)
-        self.pid = self.process.pid
+        self.pid = self.ref.pid
         self.read_fd = from_child_r
         self.writer = protocol.FrameWriter(to_child_w)
         self.reader = protocol.FrameReader()
@@ -85,6 +93,9 @@ class PoolHandle:
         self.exited = False
         self.average_task_s = 1.0
         self.yield_asked = False
+        self.known_leftovers: set[int] = set()
+        self.finished_tasks: list[tuple[str, str]] = []
+        self.finished_tasks_since = 0.0
 
     def __repr__(self) -> str:
         return f"<pool pid={self.pid} gen={self.generation} holding={len(self.outstanding)}>"
@@ -122,6 +133,8 @@ class PoolHandle:
 
     def window(self, now: float, min_window: int, max_window: int) -> int:
         """How many tasks this pool process may hold now."""
+        if self.finished_tasks and now - self.finished_tasks_since > LEFTOVER_CHECK_S:
+            return 0
         if self.outstanding and now - self.head_started_at > YIELD_AFTER_S:
             return 1
         return max_window if self.average_task_s < FAST_TASK_S else min_window

@@ -8,23 +8,23 @@ tasks waiting in its pipe given to another pool process, and it is replaced.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import selectors
-import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
 from corral.errors import TimeLimitExceeded
-from corral.exitcodes import ExitCode, describe_exit
+from corral.exitcodes import ExitCode
 from corral.message import encode_remote_error
 from corral.options import backoff_delay_s
+from corral.process import Containment, ExitStatus, ProcessError, kill_tree
 from corral.results import TaskState
 from corral.serializers import Codec
 from corral.worker.config import WorkerConfig
 from corral.worker.ledger import Held, Ledger
+from corral.worker.leftovers import check_leftovers
 from corral.worker.pool import YIELD_AFTER_S, PoolHandle, PoolSpec, TaskLimits
 
 __all__ = ["Pools"]
@@ -34,16 +34,25 @@ log = logging.getLogger("corral.worker")
 FrameHandler = Callable[[PoolHandle, tuple[Any, ...]], None]
 _EXPECTED_EXITS = {ExitCode.OK, ExitCode.RETIRED}
 MAX_START_BACKOFF_S = 30.0
+KILL_TIMEOUT_S = 5.0
 
 
 class Pools:
     """Every pool process of one worker, by pid."""
 
     def __init__(
-        self, spec: PoolSpec, config: WorkerConfig, codec: Codec, on_frame: FrameHandler
+        self,
+        spec: PoolSpec,
+        config: WorkerConfig,
+        codec: Codec,
+        on_frame: FrameHandler,
+        containment: Containment,
     ) -> None:
         self.spec = spec
         self.codec = codec
+        self.containment = containment
+        self.reaper = containment.reaper
+        self.started = 0
         self.config = config
         self.on_frame = on_frame
         self.by_pid: dict[int, PoolHandle] = {}
@@ -86,9 +95,9 @@ class Pools:
             self._start(selector)
 
     def _start(self, selector: selectors.BaseSelector) -> None:
-        env = dict(os.environ)
-        env["CORRAL_GENERATION"] = str(self.generation)
-        pool = PoolHandle(self.spec, self.generation, env)
+        self.started += 1
+        unit = self.containment.create_unit(f"pool-{self.started}", generation=self.generation)
+        pool = PoolHandle(self.spec, unit, dict(os.environ))
         self.by_pid[pool.pid] = pool
         selector.register(pool.read_fd, selectors.EVENT_READ, pool)
         log.debug("started pool process %d (generation %d)", pool.pid, self.generation)
@@ -159,12 +168,31 @@ class Pools:
             return
         for frame in frames:
             self._on_frame(pool, frame, ledger)
+        if pool.finished_tasks and not pool.outstanding:
+            # Only while it runs nothing: then every other member of its unit is a leftover.
+            check_leftovers(pool, pool.finished_tasks)
+            pool.finished_tasks.clear()
         if pool.writer.pending:
             self._watch_writes(pool, selector)
 
     def _on_frame(self, pool: PoolHandle, frame: tuple[Any, ...], ledger: Ledger) -> None:
         kind = frame[0]
         if kind == "done":
+            if frame[1] not in pool.outstanding:
+                log.warning(
+                    "pool process %d reported a task it does not hold (seq %d): a forked "
+                    "copy of it is writing to its pipe? ignored",
+                    pool.pid,
+                    frame[1],
+                )
+                return
+            held = ledger.held.get(frame[1])
+            if held is not None:
+                limits = pool.limits.get(held.delivery.task)
+                policy = limits.leftovers if limits else "kill"
+                if not pool.finished_tasks:
+                    pool.finished_tasks_since = time.monotonic()
+                pool.finished_tasks.append((held.delivery.task, policy))
             pool.finished(frame[1])
             self.tasks_done += 1
             self.failed_starts = 0
@@ -252,33 +280,47 @@ class Pools:
                 ledger.settle(seq, TaskState.QUEUED)
             pool.outstanding.clear()
             self._kill(pool, "stop")
-        deadline = time.monotonic() + 10.0
-        while self.by_pid and time.monotonic() < deadline:
-            for pool in list(self.by_pid.values()):
-                if pool.process.poll() is not None:
-                    self._forget(pool)
-            time.sleep(0.01)
+        for pool in list(self.by_pid.values()):
+            try:
+                self.reaper.wait_exit(pool.ref, timeout_s=10.0)
+            except ProcessError as error:
+                log.error("pool process %d did not exit: %s", pool.pid, error)
+            self._close_unit(pool)
+            self._forget(pool)
 
     def _kill(self, pool: PoolHandle, why: str) -> None:
+        """Kill the pool process and everything its tasks started (its whole unit)."""
         self.killed[pool.pid] = why
         pool.stopping = True
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pool.pid, signal.SIGKILL)
+        try:
+            report = kill_tree(pool.unit, grace_s=0.0, kill_timeout_s=KILL_TIMEOUT_S)
+        except ProcessError as error:
+            log.error("could not empty unit of pool process %d: %s", pool.pid, error)
+            return
+        others = [p for p in report.sigkilled if p.pid != pool.pid]
+        if others:
+            log.warning(
+                "killed with pool process %d (%s): %s",
+                pool.pid,
+                why,
+                "; ".join(p.describe() for p in others),
+            )
 
     # -- reaping ----------------------------------------------------------------
     def reap(self, selector: selectors.BaseSelector, ledger: Ledger) -> None:
         """Reap pool processes that exited; hand back their tasks; count abnormal deaths."""
+        self.reaper.reap_nowait()
         for pool in list(self.by_pid.values()):
-            returncode = pool.process.poll()
-            if returncode is None:
+            status = self.reaper.status_of(pool.ref)
+            if status is None:
                 continue
             if not pool.exited:
                 self.read(pool, selector, ledger)  # the last frames it wrote
                 if not pool.exited:
                     selector.unregister(pool.read_fd)
-            self._on_exit(pool, returncode, ledger)
+            self._on_exit(pool, status, ledger)
 
-    def _on_exit(self, pool: PoolHandle, returncode: int, ledger: Ledger) -> None:
+    def _on_exit(self, pool: PoolHandle, status: ExitStatus, ledger: Ledger) -> None:
         why = self.killed.pop(pool.pid, "")
         if pool.outstanding and not why:
             head = pool.outstanding.popleft()
@@ -288,16 +330,32 @@ class Pools:
                 pool.pid,
                 task.id if task else "?",
                 task.task if task else "?",
-                describe_exit(returncode),
+                status.describe(),
             )
             ledger.settle(head, TaskState.QUEUED, crashed=True)
         self._give_back(list(pool.outstanding), ledger)
-        if not why and returncode not in _EXPECTED_EXITS:
+        if not why and (status.killed or status.exitcode not in _EXPECTED_EXITS):
             self.abnormal_deaths += 1
             if not pool.ready:
                 self._back_off_starts()
-            log.error("pool process %d %s", pool.pid, describe_exit(returncode))
+            log.error("pool process %d %s", pool.pid, status.describe())
+        self._close_unit(pool)
         self._forget(pool)
+
+    def _close_unit(self, pool: PoolHandle) -> None:
+        """Stopped means the whole tree is gone: kill what the pool process left behind."""
+        unit = pool.unit
+        leftovers = [p for p in unit.pids() if p != pool.pid]
+        if leftovers:
+            log.warning(
+                "pool process %d exited leaving %d processes in its unit; killing them",
+                pool.pid,
+                len(leftovers),
+            )
+        try:
+            unit.close(kill_timeout_s=KILL_TIMEOUT_S)
+        except ProcessError as error:
+            log.error("%s", error)
 
     def _back_off_starts(self) -> None:
         self.failed_starts += 1
@@ -308,24 +366,3 @@ class Pools:
     def _forget(self, pool: PoolHandle) -> None:
         pool.close_pipes()
         self.by_pid.pop(pool.pid, None)
-
-    # -- status -----------------------------------------------------------------
-    def describe(self, ledger: Ledger) -> list[dict[str, Any]]:
-        """One record per pool process, for the worker registry's details."""
-        now = time.monotonic()
-        records = []
-        for pool in self.by_pid.values():
-            held = ledger.held.get(pool.running or -1)
-            records.append(
-                {
-                    "pid": pool.pid,
-                    "generation": pool.generation,
-                    "fingerprint": pool.fingerprint,
-                    "state": "stopping" if pool.stopping else ("busy" if held else "idle"),
-                    "task_id": held.delivery.id if held else None,
-                    "task": held.delivery.task if held else None,
-                    "running_s": round(now - pool.head_started_at, 3) if held else None,
-                    "done": pool.done,
-                }
-            )
-        return records

@@ -13,7 +13,8 @@ from types import FrameType
 
 __all__ = ["SignalRecorder"]
 
-HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGCHLD)
+HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+"""SIGCHLD is not here: the process's one Reaper owns it (corral.process)."""
 
 
 class SignalRecorder:

@@ -12,9 +12,9 @@ TERM/INT warm stop; second INT or QUIT cold stop; HUP reload.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
+import select
 import selectors
 import signal
 import socket
@@ -22,11 +22,13 @@ import threading
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from corral.app import Corral
 from corral.brokers.base import Broker, LeaseStatus, WorkerInfo
-from corral.errors import BrokerError
+from corral.errors import BrokerError, BrokerUnavailable
 from corral.exitcodes import ExitCode
+from corral.process import ProcessError, choose_containment
 from corral.results import TaskState
 from corral.worker import protocol
 from corral.worker.config import WorkerConfig
@@ -34,6 +36,7 @@ from corral.worker.ledger import Held, Ledger
 from corral.worker.pool import PoolHandle, PoolSpec
 from corral.worker.pools import Pools
 from corral.worker.signals import SignalRecorder
+from corral.worker.tree import worker_details
 
 __all__ = ["Worker"]
 
@@ -47,6 +50,8 @@ _OUTCOME_STATES = {
 }
 IDLE_TICK_S = 1.0
 BUSY_TICK_S = 0.05
+FIRST_REGISTER_BACKOFF_S = 0.5
+MAX_REGISTER_BACKOFF_S = 10.0
 
 
 class Worker:
@@ -58,10 +63,15 @@ class Worker:
         self.broker: Broker = app.broker
         self.ledger = Ledger(self.broker)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner_id = f"worker-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.containment = choose_containment(
+            force=None if config.containment == "auto" else config.containment,  # type: ignore[arg-type]
+            owner_id=self.owner_id,
+        )
         spec = PoolSpec(
             config.app_ref, config.max_memory_per_child_mb, config.log_level, config.log_format
         )
-        self.pools = Pools(spec, config, app.codec, self._on_frame)
+        self.pools = Pools(spec, config, app.codec, self._on_frame, self.containment)
         self.selector = selectors.DefaultSelector()
         self.signals = SignalRecorder()
         self.waiter = _ReadyWaiter(app, config.queues)
@@ -71,6 +81,7 @@ class Worker:
         self.tasks_done = 0
         self.next_renew = 0.0
         self.next_heartbeat = 0.0
+        self.registered = False
 
     # -- lifecycle --------------------------------------------------------------
     def run(self) -> int:
@@ -86,34 +97,88 @@ class Worker:
     def _start(self) -> None:
         self.signals.install()
         self.selector.register(self.signals.fd, selectors.EVENT_READ, "signals")
+        self.containment.reaper.install_sigchld()
+        self.selector.register(self.containment.reaper.fileno(), selectors.EVENT_READ, "reaper")
         self.selector.register(self.waiter.fd, selectors.EVENT_READ, "waiter")
-        self.broker.register_worker(self._info())
+        if not self._register():
+            return
         self.waiter.start()
         self.pools.fill(self.selector)
         log.info(
-            "worker %s: %d pool processes, queues %s, broker %s",
+            "worker %s: %d pool processes, queues %s, broker %s, containment: %s",
             self.id,
             self.config.concurrency,
             ",".join(self.config.queues),
-            self.app.broker_url,
+            redacted(self.app.broker_url),
+            self.containment.describe(),
         )
+
+    def _register(self) -> bool:
+        """Register with the broker, retrying with backoff while it is unreachable.
+
+        A worker started before its broker (a boot order, a Redis restart) waits for
+        it instead of exiting. False when a stop signal came first.
+        """
+        backoff_s = FIRST_REGISTER_BACKOFF_S
+        while True:
+            try:
+                self.broker.register_worker(self._info())
+            except BrokerUnavailable as error:
+                log.warning(
+                    "broker %s unreachable at start, retrying in %.1fs: %s",
+                    redacted(self.app.broker_url),
+                    backoff_s,
+                    error,
+                )
+            else:
+                self.registered = True
+                return True
+            if self._stop_signalled_within(backoff_s):
+                return False
+            backoff_s = min(backoff_s * 2, MAX_REGISTER_BACKOFF_S)
+
+    def _stop_signalled_within(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for a signal; True (and stopping) if it asks to stop."""
+        deadline = time.monotonic() + timeout_s
+        while (left_s := deadline - time.monotonic()) > 0:
+            select.select([self.signals.fd], [], [], left_s)
+            if any(s != signal.SIGHUP for s in self.signals.take()):
+                log.info("stopped before the broker could be reached")
+                self.stopping = True
+                return True
+        return False
 
     def _finish(self) -> None:
         self.pools.kill_all(self.ledger)
         self.ledger.hand_back_buffer()
         self.ledger.flush()
         self.waiter.stop()
-        try:
-            self.broker.unregister_worker(self.id)
-        except BrokerError as error:
-            log.warning("could not unregister worker %s: %s", self.id, error)
+        if self.registered:
+            self._unregister()
         self.signals.uninstall()
+        self._release_containment()
         log.info(
             "worker %s stopped: %d tasks done, %d abnormal pool deaths",
             self.id,
             self.pools.tasks_done,
             self.pools.abnormal_deaths,
         )
+
+    def _unregister(self) -> None:
+        try:
+            self.broker.unregister_worker(self.id)
+        except BrokerError as error:
+            log.warning("could not unregister worker %s: %s", self.id, error)
+
+    def _release_containment(self) -> None:
+        """Close every unit; detached processes stay (recorded, still our descendants)."""
+        reaper = self.containment.reaper
+        try:
+            self.containment.close()
+        except ProcessError as error:
+            log.error("could not empty every unit: %s", error)
+        reaper.uninstall_sigchld()
+        reaper.reap_nowait()
 
     def _info(self) -> WorkerInfo:
         return WorkerInfo(
@@ -140,6 +205,8 @@ class Worker:
         if data == "waiter":
             self.waiter.drain()
             self.waiting_for_messages = False
+        elif data == "reaper":
+            self.containment.reaper.wait_sigchld(timeout_s=0)
         elif isinstance(data, PoolHandle):
             if mask & selectors.EVENT_WRITE:
                 self.pools.flush_writes(data, self.selector)
@@ -156,7 +223,7 @@ class Worker:
         try:
             deliveries = self.broker.reserve(self.config.queues, room, owner=self.id)
         except BrokerError as error:
-            log.warning("could not reserve from %s: %s", self.app.broker_url, error)
+            log.warning("could not reserve from %s: %s", redacted(self.app.broker_url), error)
             deliveries = []
         self.ledger.add(deliveries)
         if len(deliveries) < room:
@@ -203,8 +270,8 @@ class Worker:
             self.pools.terminate_if_running(held, self.ledger)
 
     def _heartbeat(self) -> None:
-        details = json.dumps(
-            {"generation": self.pools.generation, "pools": self.pools.describe(self.ledger)}
+        details = worker_details(
+            list(self.pools.by_pid.values()), self.ledger, self.containment, self.pools.generation
         )
         self.tasks_done = self.pools.tasks_done
         try:
@@ -252,6 +319,16 @@ class Worker:
         log.info("SIGHUP: reload: generation %d starting with fresh code", self.pools.generation)
 
 
+def redacted(url: str) -> str:
+    """``url`` without its password, for logs (a worker's log must not leak credentials)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 class _ReadyWaiter:
     """A thread that blocks on ``broker.wait_ready`` and wakes the loop through a pipe."""
 
@@ -286,7 +363,8 @@ class _ReadyWaiter:
         """Stop the thread (it notices within one wait)."""
         self._stopped = True
         self._wanted.set()
-        self._thread.join(timeout=3.0)
+        if self._thread.ident is not None:  # never started: the broker was never reached
+            self._thread.join(timeout=3.0)
 
     def _run(self) -> None:
         from corral.brokers import broker_from_url
