@@ -33,6 +33,7 @@ from corral.errors import (
 from corral.exitcodes import ExitCode
 from corral.options import TaskOptions
 from corral.results import ResultHandle, TaskState
+from corral.spawn import detach, spawn
 from corral.task import Task
 
 __all__ = [
@@ -57,4 +58,6 @@ __all__ = [
     "TaskState",
     "TimeLimitExceeded",
     "UnknownTask",
+    "detach",
+    "spawn",
 ]

@@ -161,3 +161,17 @@ def orphan_short_children(count: int) -> int:
     for _ in range(count):
         subprocess.run(["sh", "-c", "sleep 0.05 &"], check=True)
     return count
+
+
+@app.task
+def start_helpers(kept_pid_file: str, plain_pid_file: str) -> str:
+    """Seed 001: a helper meant to outlive the task, and a nohup'd one that is not."""
+    import subprocess
+
+    from corral import spawn
+
+    kept = spawn(["sleep", "300"], detach=True)
+    Path(kept_pid_file).write_text(str(kept.pid))
+    command = f"nohup sleep 300 >/dev/null 2>&1 & echo $! > {plain_pid_file}"
+    subprocess.run(["sh", "-c", command], check=True)
+    return "started"

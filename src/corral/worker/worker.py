@@ -28,7 +28,7 @@ from corral.app import Corral
 from corral.brokers.base import Broker, LeaseStatus, WorkerInfo
 from corral.errors import BrokerError, BrokerUnavailable
 from corral.exitcodes import ExitCode
-from corral.process import ProcessError, choose_containment
+from corral.process import ProcessError, Reaper, choose_containment
 from corral.results import TaskState
 from corral.worker import protocol
 from corral.worker.config import WorkerConfig
@@ -48,6 +48,8 @@ _OUTCOME_STATES = {
     protocol.FAIL: TaskState.FAILED,
     protocol.DEAD: TaskState.DEAD,
 }
+UNSAFE_NO_ORPHAN_REAPING = "CORRAL_UNSAFE_NO_ORPHAN_REAPING"
+"""Set to 1 to stop reaping orphans: only for the test that shows the zombies it prevents."""
 IDLE_TICK_S = 1.0
 BUSY_TICK_S = 0.05
 FIRST_REGISTER_BACKOFF_S = 0.5
@@ -64,9 +66,13 @@ class Worker:
         self.ledger = Ledger(self.broker)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.owner_id = f"worker-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        # The one reaper of this process: pool processes, and every orphan that
+        # re-parents to us as subreaper (or as PID 1 of a container: seeds/003).
+        reaper = Reaper(reap_orphans=os.environ.get(UNSAFE_NO_ORPHAN_REAPING) != "1")
         self.containment = choose_containment(
             force=None if config.containment == "auto" else config.containment,  # type: ignore[arg-type]
             owner_id=self.owner_id,
+            reaper=reaper.install(),
         )
         spec = PoolSpec(
             config.app_ref, config.max_memory_per_child_mb, config.log_level, config.log_format
