@@ -7,9 +7,9 @@ process that uses it (a forked child opens its own).
 from __future__ import annotations
 
 import os
+import reprlib
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, Unpack, overload
@@ -119,6 +119,11 @@ class Corral:
             return task
 
         if fn is not None:
+            if not callable(fn):
+                raise ConfigError(
+                    f"@app.task takes a function, got {fn!r}; task options are keyword-only, "
+                    f"e.g. @app.task(queue='default', retries=3)"
+                )
             return register(fn)
         return register
 
@@ -171,7 +176,8 @@ class Corral:
         options = _options_for(self, task.name, task, priority=priority, queue=queue)
         delay_s = _delay_s(task.name, countdown_s, None)
         envelopes = [
-            self._envelope(options, task, args, kwargs, delay_s, None) for args, kwargs in calls
+            self._envelope(options, task, *_call_parts(task.name, call), delay_s, None)
+            for call in calls
         ]
         if envelopes:
             self.broker.send(envelopes)
@@ -187,6 +193,7 @@ class Corral:
         task_id: str | None,
     ) -> Envelope:
         signature = task.signature if task is not None else None
+        _check_call(options.name, args, kwargs)
         body = encode_call(self.codec, options.name, args, kwargs, signature=signature)
         if len(body) > self.max_payload_bytes:
             raise PayloadTooLarge(
@@ -197,7 +204,7 @@ class Corral:
         if task_id is not None and (not isinstance(task_id, str) or not task_id):
             raise ConfigError(f"{options.name}(): task_id must be a non-empty str")
         return Envelope(
-            id=task_id or uuid.uuid4().hex,
+            id=task_id or os.urandom(16).hex(),
             task=options.name,
             queue=options.queue,
             body=body,
@@ -288,6 +295,35 @@ def _delay_s(name: str, countdown_s: float | None, eta: datetime | None) -> floa
             )
         return max(0.0, eta.timestamp() - time.time())
     return 0.0
+
+
+def _call_parts(name: str, call: Call) -> Call:
+    """``call`` as ``(args, kwargs)``; ConfigError if it is not such a pair."""
+    if (
+        not isinstance(call, (tuple, list))
+        or len(call) != 2
+        or not isinstance(call[0], (tuple, list))
+    ):
+        raise ConfigError(
+            f"{name}.send_many(): each call must be a pair (args, kwargs), "
+            f"e.g. ((1, 2), {{}}), got {reprlib.repr(call)}"
+        )
+    return call[0], call[1]
+
+
+def _check_call(name: str, args: object, kwargs: object) -> None:
+    # A str is a Sequence too: args="12" would silently become two arguments, and a
+    # non-str keyword would be encoded, then refused by every worker (a dead letter).
+    if not isinstance(args, (tuple, list)):
+        raise ConfigError(
+            f"{name}(): args must be a tuple or list of positional arguments, "
+            f"got {type(args).__name__}"
+        )
+    if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
+        raise ConfigError(f"{name}(): kwargs must be a dict, got {type(kwargs).__name__}")
+    for key in kwargs:
+        if not isinstance(key, str):
+            raise ConfigError(f"{name}(): kwargs keys must be str (argument names), got {key!r}")
 
 
 def _check_url(url: str) -> None:

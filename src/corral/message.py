@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from corral.errors import DecodeError, EncodeError
-from corral.serializers import Codec, describe_path
+from corral.serializers import Codec, describe_path, restate
 
 __all__ = [
     "Message",
@@ -118,8 +118,9 @@ def _name_argument(
     if len(path) < 2 or path[0] not in (1, 2):
         return EncodeError(f"{task}(): {error}", path=path, type_name=error.type_name)
     label = _argument_label(path[0], path[1], signature)
-    _, _, rest = str(error).partition(" is a ")
-    message = f"{task}(): argument {label}{describe_path(path[2:])} is a {rest}"
+    # restate() keeps the codec's whole sentence ("is an object", "has a key that",
+    # "contains itself"), only swapping its subject for the argument's name.
+    message = restate(error, f"{task}(): argument {label}{describe_path(path[2:])}")
     return EncodeError(message, path=path, type_name=error.type_name)
 
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from corral.cli.dead import dead, purge
+from corral.cli.doctor import doctor
 from corral.cli.errors import run_guarded
 from corral.cli.status import status
 from corral.cli.tasks import result, revoke, send
@@ -21,7 +22,7 @@ def cli() -> None:
     """corral: background tasks where no task is lost and no process strays."""
 
 
-for command in (worker, send, result, status, revoke, dead, purge):
+for command in (worker, send, result, status, revoke, dead, purge, doctor):
     cli.add_command(command)
 
 

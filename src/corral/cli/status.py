@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from corral.brokers.base import QueueStats, WorkerInfo
+from corral.cli.tree import escaped_processes, render, tree_record
 from corral.loader import load_app
 
 __all__ = ["status"]
@@ -21,9 +22,18 @@ out = Console(highlight=False)
 @click.command()
 @click.argument("app_ref", metavar="MODULE:APP")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def status(app_ref: str, as_json: bool) -> None:
+@click.option(
+    "--tree",
+    is_flag=True,
+    help="Show each worker's process tree, stale pool processes and escaped processes "
+    "(escapes are found on this machine only).",
+)
+def status(app_ref: str, as_json: bool, tree: bool) -> None:
     """Show queue counts (ready, scheduled, running, dead) and the registered workers."""
     app = load_app(app_ref)
+    if tree:
+        _print_tree(app.broker.workers(), app.broker.now(), as_json=as_json)
+        return
     queues = app.broker.queue_stats()
     workers = app.broker.workers()
     now = app.broker.now()
@@ -40,6 +50,15 @@ def status(app_ref: str, as_json: bool) -> None:
         return
     out.print(_queue_table(queues))
     out.print(_worker_table(workers, now))
+
+
+def _print_tree(workers: list[WorkerInfo], now: float, *, as_json: bool) -> None:
+    records = [tree_record(w, now=now) for w in workers]
+    escaped = escaped_processes(workers)
+    if as_json:
+        click.echo(json.dumps({"workers": records, "escaped": escaped}, indent=2))
+    else:
+        out.print(render(records, escaped))
 
 
 def _worker_record(info: WorkerInfo, now: float) -> dict[str, object]:
