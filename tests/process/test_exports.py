@@ -7,6 +7,7 @@ import corral.process
 
 def test_exported_names() -> None:
     assert sorted(corral.process.__all__) == [
+        "AbandonedOwner",
         "Containment",
         "ExitStatus",
         "ForkGuard",
@@ -17,14 +18,17 @@ def test_exported_names() -> None:
         "ProcessRef",
         "Reaper",
         "ReaperStatistics",
+        "ReclaimedOwner",
         "Unit",
         "UnsupportedPlatform",
         "choose_containment",
         "current_reaper",
         "detach",
+        "find_abandoned",
         "find_escaped",
         "is_child_subreaper",
         "kill_tree",
+        "reclaim_abandoned",
         "scan",
         "set_child_subreaper",
         "set_parent_death_signal",

@@ -97,9 +97,11 @@ def test_warm_stop_past_grace_kills_the_whole_task_tree(wenv: WorkerEnv) -> None
     assert handle.status() is TaskState.QUEUED
 
 
-def test_negative_control_killing_only_the_worker_leaves_the_tree(wenv: WorkerEnv) -> None:
-    """What Celery's hard limit does (kill the pool process only) leaves the grandchild running:
-    the check above would fail without tree killing."""
+def test_worker_main_sigkilled_its_tree_is_reclaimed_or_shown_escaped(wenv: WorkerEnv) -> None:
+    """Negative control first: killing only the worker (what Celery's hard limit does to a
+    pool process) leaves the setsid'd grandchild running. Then the protection: with
+    cgroups the next worker start on the machine kills it; with the fallback,
+    `corral status --tree` lists it as escaped."""
     w = wenv.start("-c", "1")
     pid_file = wenv.path("sleeper")
     wenv.module.tree_then_sleep.delay(pid_file, 60.0)
@@ -107,11 +109,34 @@ def test_negative_control_killing_only_the_worker_leaves_the_tree(wenv: WorkerEn
     pools = [p for p in w.pool_pids() if p != sleeper]  # the orphan re-parented to the main
     w.signal(signal.SIGKILL)  # nobody left to kill the tree
     w.wait()
-    assert wait_gone(lambda: [p for p in pools if _alive(p)], timeout_s=10) == []
     try:
-        assert _alive(sleeper)  # the setsid'd grandchild outlived its pool process
+        assert wait_gone(lambda: [p for p in pools if _alive(p)], timeout_s=10) == []
+        assert _alive(sleeper)  # the grandchild outlived its pool process and worker
+        if wenv.containment == "cgroup":
+            second = wenv.start("-c", "1", "--grace-s", "0.5")
+            assert wait_gone(lambda: [sleeper] if _alive(sleeper) else [], timeout_s=20) == []
+            assert poll_for(lambda: "reclaimed units of a dead owner" in second.log(), timeout_s=10)
+            second.stop()
+        else:
+            assert sleeper in _escaped_pids(wenv)
     finally:
-        os.kill(sleeper, signal.SIGKILL)
+        if _alive(sleeper):
+            os.kill(sleeper, signal.SIGKILL)
+
+
+def _escaped_pids(wenv: WorkerEnv) -> list[int]:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "corral.cli.main", "status", "wapp:app", "--tree", "--json"],
+        cwd=wenv.workdir,
+        env=wenv.env,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return [p["pid"] for p in json.loads(out).get("escaped", [])]
 
 
 @pytest.mark.parametrize("guard", ["on", "off"])

@@ -82,7 +82,15 @@ def check_containment() -> Check:
             "give corral a cgroup v2 it may write: run as root, under systemd with "
             "Delegate=yes, or in a container with a private, writable cgroup namespace",
         )
-    has_kill, has_freeze = _probe_kill_support(base)
+    try:
+        has_kill, has_freeze = _probe_kill_support(base)
+    except OSError as error:  # e.g. cgroup.max.descendants reached since the first probe
+        return Check(
+            "containment",
+            "warn",
+            f"cgroup v2 at {base} looked writable, but a probe cgroup failed: {error}",
+            "check cgroup.max.descendants and permissions of that cgroup",
+        )
     if has_kill:
         return Check("containment", "ok", f"cgroup v2 writable at {base} (cgroup.kill)")
     if has_freeze:

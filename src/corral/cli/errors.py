@@ -28,7 +28,8 @@ def exit_code_for(error: CorralError) -> ExitCode:
 def run_guarded(group: click.Group) -> int:
     """Run ``group``; a CorralError becomes a message on stderr and its exit code."""
     try:
-        group.main(standalone_mode=False)
+        # standalone_mode=False returns ctx.exit()'s code instead of raising it.
+        code = group.main(standalone_mode=False)
     except click.exceptions.Abort:
         stderr.print("aborted")
         return ExitCode.FAILURE
@@ -42,4 +43,4 @@ def run_guarded(group: click.Group) -> int:
         # text: an error naming a value like "[red]" must not be read as markup.
         stderr.print(f"[bold red]error:[/] {escape(str(error))}", markup=True, soft_wrap=True)
         return exit_code_for(error)
-    return ExitCode.OK
+    return code if isinstance(code, int) else ExitCode.OK

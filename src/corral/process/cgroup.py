@@ -11,6 +11,11 @@ Spawned children join their unit before exec: the parent opens the unit's
 ``cgroup.procs`` and the child, between fork and exec, writes "0" (meaning "me") to
 that fd. That is one ``write`` in the child, no locks, so it is safe even when the
 owner runs threads. Only the v2 hierarchy is ever touched, never v1 ones.
+
+The owner's identity, "<pid> <start ticks>", is stored on its directory as the extended
+attribute ``user.corral.owner`` (cgroupfs allows no regular files, but user xattrs on
+Linux 5.7+), so ``reclaim.reclaim_abandoned`` can tell when the owner died and its
+units were left behind (a SIGKILLed worker main).
 """
 
 from __future__ import annotations
@@ -28,9 +33,17 @@ from corral.process.errors import ProcessError
 from corral.process.reaper import Reaper
 from corral.process.unit import Containment, Unit
 
-__all__ = ["CgroupContainment", "CgroupUnit", "find_writable_cgroup"]
+__all__ = [
+    "OWNER_XATTR",
+    "CgroupContainment",
+    "CgroupUnit",
+    "find_writable_cgroup",
+    "kill_cgroup",
+    "read_owner_record",
+]
 
 _RMDIR_RETRY_S = 2.0
+OWNER_XATTR = "user.corral.owner"
 
 
 def _cgroup2_mounts() -> list[Path]:
@@ -118,6 +131,44 @@ def _rmdir_retrying(directory: Path) -> None:
             time.sleep(0.01)
 
 
+def kill_cgroup(directory: Path, *, use_kill_file: bool = True) -> None:
+    """SIGKILL everything in a cgroup: ``cgroup.kill`` if present, else freeze + kill + thaw."""
+    if use_kill_file and (directory / "cgroup.kill").exists():
+        with contextlib.suppress(FileNotFoundError):
+            _write(directory / "cgroup.kill", "1")
+        return
+    _freeze_and_kill(directory)
+
+
+def _freeze_and_kill(directory: Path) -> None:
+    freeze = directory / "cgroup.freeze"
+    _write(freeze, "1")
+    try:
+        for pid in _procs(directory):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    finally:
+        # Never leave a unit frozen: a frozen survivor would hang kill_tree's wait.
+        _write(freeze, "0")
+
+
+def _record_owner(owner_dir: Path) -> None:
+    start = procfs.start_ticks_of(os.getpid())
+    # Without user xattrs (Linux < 5.7) the directory has no owner record; reclaim then
+    # leaves it alone rather than guess (it reports it instead).
+    with contextlib.suppress(OSError):
+        os.setxattr(owner_dir, OWNER_XATTR, f"{os.getpid()} {start}".encode())
+
+
+def read_owner_record(owner_dir: Path) -> tuple[int, int] | None:
+    """(pid, start ticks) of the process that created ``owner_dir``, None if not recorded."""
+    try:
+        pid, start = os.getxattr(owner_dir, OWNER_XATTR).split()
+        return int(pid), int(start)
+    except (OSError, ValueError):
+        return None
+
+
 class CgroupUnit(Unit):
     """A unit backed by its own cgroup directory."""
 
@@ -162,22 +213,7 @@ class CgroupUnit(Unit):
 
     def kill_all(self) -> None:
         """``cgroup.kill`` if present, else freeze + SIGKILL each member + thaw."""
-        if self._use_kill_file and (self._cgroup / "cgroup.kill").exists():
-            with contextlib.suppress(FileNotFoundError):
-                _write(self._cgroup / "cgroup.kill", "1")
-            return
-        self._freeze_and_kill()
-
-    def _freeze_and_kill(self) -> None:
-        freeze = self._cgroup / "cgroup.freeze"
-        _write(freeze, "1")
-        try:
-            for pid in self.pids():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        finally:
-            # Never leave a unit frozen: a frozen survivor would hang kill_tree's wait.
-            _write(freeze, "0")
+        kill_cgroup(self._cgroup, use_kill_file=self._use_kill_file)
 
     def _release(self) -> None:
         _rmdir_tree(self._cgroup)
@@ -202,6 +238,7 @@ class CgroupContainment(Containment):
         self._owner_dir = base / f"corral-{owner_id}"
         self.use_kill_file = use_kill_file
         self._owner_dir.mkdir(exist_ok=True)
+        _record_owner(self._owner_dir)
 
     @property
     def owner_dir(self) -> Path:

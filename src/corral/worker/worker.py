@@ -28,7 +28,7 @@ from corral.app import Corral
 from corral.brokers.base import Broker, LeaseStatus, WorkerInfo
 from corral.errors import BrokerError, BrokerUnavailable
 from corral.exitcodes import ExitCode
-from corral.process import ProcessError, Reaper, choose_containment
+from corral.process import ProcessError, Reaper, choose_containment, reclaim_abandoned
 from corral.results import TaskState
 from corral.worker import protocol
 from corral.worker.config import WorkerConfig
@@ -101,6 +101,7 @@ class Worker:
         return ExitCode.CHILD_DIED if self.pools.abnormal_deaths else ExitCode.OK
 
     def _start(self) -> None:
+        self._reclaim_abandoned_units()
         self.signals.install()
         self.selector.register(self.signals.fd, selectors.EVENT_READ, "signals")
         self.containment.reaper.install_sigchld()
@@ -175,6 +176,18 @@ class Worker:
             self.broker.unregister_worker(self.id)
         except BrokerError as error:
             log.warning("could not unregister worker %s: %s", self.id, error)
+
+    def _reclaim_abandoned_units(self) -> None:
+        """Kill what is left of workers (or supervisors) on this machine that died by SIGKILL.
+
+        Their pool processes died with them (parent-death signal), but whatever their
+        tasks started is still in their cgroups: old code must not keep running beside
+        new code (seeds/002).
+        """
+        if self.containment.kind != "cgroup":
+            return
+        for owner in reclaim_abandoned():
+            log.warning("reclaimed units of a dead owner: %s", owner.describe())
 
     def _release_containment(self) -> None:
         """Close every unit; detached processes stay (recorded, still our descendants)."""
