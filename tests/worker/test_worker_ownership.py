@@ -98,10 +98,11 @@ def test_warm_stop_past_grace_kills_the_whole_task_tree(wenv: WorkerEnv) -> None
 
 
 def test_worker_main_sigkilled_its_tree_is_reclaimed_or_shown_escaped(wenv: WorkerEnv) -> None:
-    """Negative control first: killing only the worker (what Celery's hard limit does to a
-    pool process) leaves the setsid'd grandchild running. Then the protection: with
-    cgroups the next worker start on the machine kills it; with the fallback,
-    `corral status --tree` lists it as escaped."""
+    """Negative control: killing only the worker (what Celery's hard limit does to a pool
+    process) leaves the setsid'd grandchild running (shown with the fallback, where
+    nothing reclaims it). The protection: with cgroups the next worker start on the
+    machine kills it (any worker: with xdist it may be another test's), with the
+    fallback `corral status --tree` lists it as escaped."""
     w = wenv.start("-c", "1")
     pid_file = wenv.path("sleeper")
     wenv.module.tree_then_sleep.delay(pid_file, 60.0)
@@ -111,13 +112,12 @@ def test_worker_main_sigkilled_its_tree_is_reclaimed_or_shown_escaped(wenv: Work
     w.wait()
     try:
         assert wait_gone(lambda: [p for p in pools if _alive(p)], timeout_s=10) == []
-        assert _alive(sleeper)  # the grandchild outlived its pool process and worker
         if wenv.containment == "cgroup":
             second = wenv.start("-c", "1", "--grace-s", "0.5")
             assert wait_gone(lambda: [sleeper] if _alive(sleeper) else [], timeout_s=20) == []
-            assert poll_for(lambda: "reclaimed units of a dead owner" in second.log(), timeout_s=10)
             second.stop()
         else:
+            assert _alive(sleeper)  # the grandchild outlived its pool process and worker
             assert sleeper in _escaped_pids(wenv)
     finally:
         if _alive(sleeper):

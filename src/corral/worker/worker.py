@@ -30,12 +30,12 @@ from corral.errors import BrokerError, BrokerUnavailable
 from corral.exitcodes import ExitCode
 from corral.process import ProcessError, Reaper, choose_containment, reclaim_abandoned
 from corral.results import TaskState
+from corral.signals import SignalRecorder
 from corral.worker import protocol
 from corral.worker.config import WorkerConfig
 from corral.worker.ledger import Held, Ledger
 from corral.worker.pool import PoolHandle, PoolSpec
 from corral.worker.pools import Pools
-from corral.worker.signals import SignalRecorder
 from corral.worker.tree import worker_details
 
 __all__ = ["Worker"]

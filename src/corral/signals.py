@@ -1,4 +1,4 @@
-"""Signal handling for the worker main: handlers only record; the loop acts.
+"""Signal handling for corral's main loops (worker, supervisor): handlers only record.
 
 A handler appends the signal number to a list and the interpreter writes a byte
 to a wake-up pipe (``signal.set_wakeup_fd``), so the main loop's ``select``
@@ -20,7 +20,8 @@ HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
 class SignalRecorder:
     """Records signals for the main loop; ``fd`` becomes readable when one arrives."""
 
-    def __init__(self) -> None:
+    def __init__(self, signals: tuple[int, ...] = HANDLED) -> None:
+        self._signals = signals
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
@@ -35,12 +36,12 @@ class SignalRecorder:
     def install(self) -> None:
         """Install the recording handlers (main thread only)."""
         self._previous_wakeup = signal.set_wakeup_fd(self._write_fd)
-        for signum in HANDLED:
+        for signum in self._signals:
             signal.signal(signum, self._record)
 
     def uninstall(self) -> None:
         """Restore default handlers and the previous wake-up fd."""
-        for signum in HANDLED:
+        for signum in self._signals:
             signal.signal(signum, signal.SIG_DFL)
         signal.set_wakeup_fd(self._previous_wakeup)
 
