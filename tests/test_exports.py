@@ -29,6 +29,8 @@ EXPECTED = [
     "TimeLimitExceeded",
     "UnknownTask",
     "detach",
+    "listen_socket",
+    "notify_ready",
     "spawn",
 ]
 

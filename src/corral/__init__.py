@@ -31,6 +31,7 @@ from corral.errors import (
     UnknownTask,
 )
 from corral.exitcodes import ExitCode
+from corral.listen import listen_socket, notify_ready
 from corral.options import TaskOptions
 from corral.results import ResultHandle, TaskState
 from corral.spawn import detach, spawn
@@ -59,5 +60,7 @@ __all__ = [
     "TimeLimitExceeded",
     "UnknownTask",
     "detach",
+    "listen_socket",
+    "notify_ready",
     "spawn",
 ]

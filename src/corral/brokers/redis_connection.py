@@ -9,13 +9,18 @@ pool cross a ``fork``: a call from a new pid builds a new pool (the parent's
 sockets are left alone, so the parent keeps working). Every call is retried on
 connection errors with backoff until ``connect_timeout_s`` has passed, then
 raises :class:`~corral.errors.BrokerUnavailable`: a restarted Redis is
-survived by the next call, a dead one is reported in bounded time.
+survived by the next call, a dead one is reported in bounded time. An outage
+is logged once per process and server when it starts and once when it ends,
+however many connections and threads notice it (a restart must not read as a
+storm of warnings).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +39,8 @@ from corral.errors import BrokerError, BrokerUnavailable, ConfigError
 __all__ = ["RedisConnection", "RedisOptions", "split_url_options", "with_url_options"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("corral.brokers.redis")
 
 _FIRST_BACKOFF_S = 0.02
 _MAX_BACKOFF_S = 0.5
@@ -157,6 +164,7 @@ class RedisConnection:
     def __init__(self, target: str | redis.Redis, options: RedisOptions) -> None:
         self._options = options
         self._make_pool = _pool_factory(target, options)
+        self._address = _address_of(target)
         self._pid = -1
         self._client: redis.Redis | None = None
         self._closed = False
@@ -179,11 +187,15 @@ class RedisConnection:
         backoff_s = _FIRST_BACKOFF_S
         while True:
             try:
-                return _translated(operation, self.client())
-            except BrokerUnavailable:
+                result = _translated(operation, self.client())
+            except BrokerUnavailable as error:
+                OUTAGES.lost(self._address, error)
                 left_s = deadline - time.monotonic()
                 if left_s < backoff_s + self._options.attempt_connect_s:
                     raise
+            else:
+                OUTAGES.restored(self._address)
+                return result
             time.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
 
@@ -193,6 +205,49 @@ class RedisConnection:
             self._client.connection_pool.disconnect()
         self._client = None
         self._closed = True
+
+
+class OutageLog:
+    """Which Redis servers this process cannot reach, to log each outage once."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def lost(self, address: str, error: BaseException) -> None:
+        """A call to ``address`` failed: log it unless this outage is already logged."""
+        with self._lock:
+            if address in self._since:
+                return
+            self._since[address] = time.monotonic()
+        cause = error.__cause__ or error  # redis-py's own words; corral's repeat "unreachable"
+        log.warning("Redis at %s is unreachable, retrying with backoff: %s", address, cause)
+
+    def restored(self, address: str) -> None:
+        """A call to ``address`` succeeded: log the end of its outage, if one was logged."""
+        if not self._since:  # the hot path: no outage anywhere
+            return
+        with self._lock:
+            since = self._since.pop(address, None)
+        if since is not None:
+            log.warning(
+                "Redis at %s is reachable again after %.1fs", address, time.monotonic() - since
+            )
+
+
+OUTAGES = OutageLog()
+"""This process's outages, shared by every broker and thread."""
+
+
+def _address_of(target: str | redis.Redis) -> str:
+    """``host:port/db`` (or the socket path) for log lines: never the credentials."""
+    if isinstance(target, str):
+        parts = urlsplit(target)
+        return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
+    kwargs = target.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
 def _translated(operation: Callable[[redis.Redis], T], client: redis.Redis) -> T:

@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from corral.cli.ctl import ctl
 from corral.cli.dead import dead, purge
 from corral.cli.doctor import doctor
 from corral.cli.errors import run_guarded
+from corral.cli.run import run
 from corral.cli.status import status
 from corral.cli.tasks import result, revoke, send
 from corral.cli.worker import worker
@@ -22,7 +24,7 @@ def cli() -> None:
     """corral: background tasks where no task is lost and no process strays."""
 
 
-for command in (worker, send, result, status, revoke, dead, purge, doctor):
+for command in (worker, send, result, status, revoke, dead, purge, doctor, run, ctl):
     cli.add_command(command)
 
 
