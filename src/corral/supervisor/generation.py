@@ -190,7 +190,10 @@ class Generation:
                 ProcessRow(
                     pid=pid,
                     ppid=info.ppid,
-                    generation=info.generation or self.number,
+                    # Membership of this generation's unit, not the CORRAL_GENERATION
+                    # marker: a corral worker re-stamps the marker of its pool processes
+                    # with its own pool generation, which would flag them as stale.
+                    generation=self.number,
                     main=pid == self.pid,
                     rss_bytes=info.rss_bytes,
                     cmdline=" ".join(info.cmdline),

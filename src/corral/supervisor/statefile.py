@@ -37,8 +37,9 @@ class RunState:
     config: str
 
     def alive(self) -> bool:
-        """True if that ``corral run`` process still runs."""
-        return start_ticks_of(self.pid) == self.start_ticks
+        """True if that ``corral run`` process still runs (a zombie does not)."""
+        info = audit.info_of(self.pid)
+        return info is not None and not info.zombie and info.start_ticks == self.start_ticks
 
 
 def write_state(path: Path, state: RunState) -> None:
