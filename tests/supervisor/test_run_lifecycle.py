@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -168,10 +169,19 @@ def test_corral_run_sigkilled_next_run_stops_its_leftovers_first(run_env: RunEnv
             os.kill(sleeper, signal.SIGKILL)
 
 
+@pytest.fixture
+def pid1_env(tmp_path: Path) -> Iterator[RunEnv]:
+    """One strategy is enough here: reaping as PID 1 does not depend on containment."""
+    env = RunEnv(tmp_path, "cgroup")
+    try:
+        yield env
+    finally:
+        env.stop()
+
+
 @pytest.mark.parametrize("reaping", ["on", "off"])
-def test_pid1_reaps_100_orphaning_restarts(run_env: RunEnv, reaping: str) -> None:
-    if run_env.containment != "cgroup":
-        pytest.skip("one strategy is enough for PID 1 (reaping does not depend on it)")
+def test_pid1_reaps_100_orphaning_restarts(pid1_env: RunEnv, reaping: str) -> None:
+    run_env = pid1_env
     if reaping == "off":
         run_env.env["CORRAL_UNSAFE_NO_ORPHAN_REAPING"] = "1"
     run_env.write(
