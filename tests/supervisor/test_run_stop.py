@@ -150,3 +150,28 @@ def test_a_second_corral_run_on_the_same_socket_is_refused(run_env: RunEnv) -> N
     assert "already using the control socket" in second.stderr
     socket_path = Path(run_env.workdir / ".corral" / "control.sock")
     assert socket_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_keep_rule_spares_matching_processes(run_env: RunEnv) -> None:
+    run_env.write(
+        """
+        [program.app]
+        command = "nohup sleep 303 >/dev/null 2>&1 & exec sleep 300"
+        keep = ["sleep 303"]
+        stop_grace_s = 1
+        """
+    )
+    run_env.start()
+    assert wait_for(lambda: len(run_env.instance("app")["processes"]) == 2)
+    kept = next(
+        p["pid"] for p in run_env.instance("app")["processes"] if p["cmdline"] == "sleep 303"
+    )
+    main = run_env.instance("app")["pid"]
+    try:
+        assert run_env.ctl("stop", "app").returncode == 0
+        assert not pid_alive(main)
+        assert pid_alive(kept)
+        assert kept in [p["pid"] for p in run_env.status()["detached"]]
+    finally:
+        if pid_alive(kept):
+            os.kill(kept, signal.SIGKILL)

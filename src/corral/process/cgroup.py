@@ -248,6 +248,9 @@ class CgroupContainment(Containment):
     def _new_unit(self, unit_id: str, *, generation: int) -> Unit:
         return CgroupUnit(self, unit_id, generation=generation)
 
+    def _owner_cgroup(self) -> Path | None:
+        return self._owner_dir
+
     def describe(self) -> str:
         """``cgroup v2 at <dir> (cgroup.kill)`` or ``(freeze + SIGKILL)``."""
         has_kill = self.use_kill_file and _kill_file_supported(self._owner_dir)

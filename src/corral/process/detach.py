@@ -30,7 +30,7 @@ from pathlib import Path
 from corral.process import audit, markers, procfs
 from corral.process.errors import ProcessError
 
-__all__ = ["detach", "recorded"]
+__all__ = ["detach", "detach_pid", "recorded"]
 
 
 def _env(name: str) -> str:
@@ -51,22 +51,35 @@ def detach(*, pid: int | None = None) -> Path:
     kind = _env(markers.CONTAINMENT)
     records = Path(_env(markers.RECORDS))
     target = os.getpid() if pid is None else pid
+    owner_cgroup = Path(_env(markers.CGROUP)).parent if kind == "cgroup" else None
+    path = detach_pid(target, owner_cgroup=owner_cgroup, records=records, is_self=pid is None)
+    if pid is None:
+        if owner_cgroup is not None:
+            os.environ[markers.CGROUP] = str(owner_cgroup / markers.DETACHED_UNIT)
+        os.environ[markers.UNIT] = markers.DETACHED_UNIT
+    return path
+
+
+def detach_pid(
+    target: int, *, owner_cgroup: Path | None, records: Path, is_self: bool = False
+) -> Path:
+    """Move ``target`` and its descendants to the owner's detached unit; the record file.
+
+    ``owner_cgroup`` is the owner's cgroup directory (cgroup strategy) or None
+    (fallback). Used by :func:`detach` inside a task, and by an owner that hands
+    processes over itself (a supervisor's ``keep`` rule).
+    """
     start = procfs.start_ticks_of(target)
     if start is None:
         raise ProcessError(f"detach(pid={target}): no such process")
-    if kind == "cgroup":
-        destination = _move_to_detached_cgroup(target)
-        if pid is None:
-            os.environ[markers.CGROUP] = str(destination)
+    if owner_cgroup is not None:
+        _move_to_detached_cgroup(target, owner_cgroup / markers.DETACHED_UNIT)
     else:
-        _leave_process_group(target, pid is None)
-    if pid is None:
-        os.environ[markers.UNIT] = markers.DETACHED_UNIT
+        _leave_process_group(target, is_self)
     return _write_record(records, target, start)
 
 
-def _move_to_detached_cgroup(target: int) -> Path:
-    destination = Path(_env(markers.CGROUP)).parent / markers.DETACHED_UNIT
+def _move_to_detached_cgroup(target: int, destination: Path) -> None:
     destination.mkdir(exist_ok=True)
     # The target first, so it can fork no new child into the old unit meanwhile; then
     # its existing descendants.
@@ -79,7 +92,6 @@ def _move_to_detached_cgroup(target: int) -> Path:
             continue
         except OSError as e:
             raise ProcessError(f"detach(): cannot move pid {member} to {destination}: {e}") from e
-    return destination
 
 
 def _leave_process_group(target: int, is_self: bool) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from corral.process import markers, prctl
+from corral.process.detach import detach_pid
 from corral.process.errors import ProcessError
 from corral.process.reaper import Reaper
 from corral.process.ref import ProcessRef
@@ -268,6 +269,19 @@ class Containment(ABC):
         if self._detached is None:
             self._detached = self._new_unit(markers.DETACHED_UNIT, generation=0)
         return self._detached
+
+    def hand_over(self, pid: int) -> Path:
+        """Move ``pid`` and its descendants out of their unit into the detached one.
+
+        What a task does with ``detach()``, done by the owner (a supervisor's
+        ``keep`` rule). Returns the record file.
+        """
+        self.detached_unit()
+        return detach_pid(pid, owner_cgroup=self._owner_cgroup(), records=self._records_dir)
+
+    def _owner_cgroup(self) -> Path | None:
+        """Hook: the owner's cgroup directory, for strategies that have one."""
+        return None
 
     def forget_unit(self, unit: Unit) -> None:
         """Called by ``Unit.close()``."""

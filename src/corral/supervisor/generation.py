@@ -10,6 +10,7 @@ stopped only when its unit is empty.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import signal
@@ -128,11 +129,29 @@ class Generation:
         """Send the stop signal to the main process; the grace period starts now."""
         if self.stop_deadline is not None:
             return
+        self._hand_over_kept()
         self.stop_deadline = time.monotonic() + self.program.stop_grace_s
         if self.exit_status is None:
             self.ref.send_signal(self.program.stop_signal)
         else:
             self._signal_rest()
+
+    def _hand_over_kept(self) -> None:
+        """Processes matching a ``keep`` pattern leave the unit for the detached one (seed 001)."""
+        if not self.program.keep:
+            return
+        for pid in self.unit.pids():
+            info = audit.info_of(pid)
+            command = " ".join(info.cmdline) if info else ""
+            if pid != self.pid and any(fnmatch.fnmatch(command, p) for p in self.program.keep):
+                try:
+                    self._containment.hand_over(pid)
+                except ProcessError as error:
+                    log.warning(
+                        "%s: could not keep %d (%s): %s", self.unit.unit_id, pid, command, error
+                    )
+                    continue
+                log.info("%s: keeping %d (%s): it matches keep", self.unit.unit_id, pid, command)
 
     def advance_stop(self) -> bool:
         """Move the stop on; True once the unit is empty."""
