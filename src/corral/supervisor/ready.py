@@ -25,13 +25,13 @@ import http.client
 import os
 import socket
 import ssl
-import stat
 import time
 import urllib.parse
 from pathlib import Path
 
 from corral.errors import ConfigError
 from corral.supervisor.config import ReadySpec
+from corral.supervisor.sockets import remove_stale_socket_file
 
 __all__ = [
     "PROBE_TIMEOUT_S",
@@ -204,7 +204,7 @@ class NotifySocket:
             )
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_socket(path)
+        remove_stale_socket_file(path, what="notify socket")
         self._sock: socket.socket | None = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         try:
@@ -300,20 +300,6 @@ def make_probe(spec: ReadySpec, *, notify_path: Path | None) -> ReadyProbe:
         f"ready: unknown kind {kind!r}; valid kinds: none, tcp:HOST:PORT, http:URL, "
         "file:PATH, notify"
     )
-
-
-def _remove_stale_socket(path: Path) -> None:
-    """Remove a socket file left by an earlier run; refuse to delete anything else."""
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise ConfigError(
-            f"notify socket path {path} exists and is not a socket; remove it or choose "
-            "another runtime directory"
-        )
-    path.unlink()
 
 
 def _is_http_url(parts: urllib.parse.SplitResult) -> bool:

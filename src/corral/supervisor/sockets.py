@@ -101,21 +101,33 @@ def _bind_unix(config: SocketConfig, path: Path) -> socket.socket:
 
 def _remove_stale_unix_socket(config: SocketConfig, path: Path) -> None:
     """Remove a socket file nobody listens on; refuse a live one or a non-socket."""
+    what = f"[socket.{config.name}] address = {config.address!r}"
+    if not _is_socket_file(path, what=what):
+        return
+    if _someone_listens(path):
+        raise ConfigError(
+            f"{what}: another process is listening on {path}; stop it or choose another path"
+        )
+    path.unlink()
+
+
+def remove_stale_socket_file(path: Path, *, what: str) -> None:
+    """Remove a unix socket file left by an earlier run; refuse to delete anything else."""
+    if _is_socket_file(path, what=what):
+        path.unlink()
+
+
+def _is_socket_file(path: Path, *, what: str) -> bool:
+    """False if nothing is there; ConfigError if something that is not a socket is."""
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
-        return
+        return False
     if not stat.S_ISSOCK(mode):
         raise ConfigError(
-            f"[socket.{config.name}] address = {config.address!r}: {path} exists and is "
-            "not a socket; remove it or choose another path"
+            f"{what}: {path} exists and is not a socket; remove it or choose another path"
         )
-    if _someone_listens(path):
-        raise ConfigError(
-            f"[socket.{config.name}] address = {config.address!r}: another process is "
-            f"listening on {path}; stop it or choose another path"
-        )
-    path.unlink()
+    return True
 
 
 def _someone_listens(path: Path) -> bool:
