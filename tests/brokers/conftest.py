@@ -37,7 +37,9 @@ class BrokerKind:
 
 
 BROKER_FACTORIES: dict[str, BrokerKind] = {
-    "sqlite": BrokerKind(lambda clock, tmp: SqliteBroker(tmp / "broker.db", clock=clock)),
+    "sqlite": BrokerKind(
+        lambda clock, tmp: SqliteBroker(tmp / "broker.db", clock=clock, worker_expiry_s=1.0)
+    ),
     "redis": BrokerKind(open_test_redis_broker, fake_clock=False),
 }
 

@@ -271,4 +271,4 @@ def open_test_redis_broker(clock: object, tmp: Path) -> Broker:
     from corral.brokers.redis import RedisBroker
 
     prefix = "t" + hashlib.sha1(str(tmp).encode(), usedforsecurity=False).hexdigest()[:16]
-    return RedisBroker(session_redis().url, key_prefix=prefix)
+    return RedisBroker(session_redis().url, key_prefix=prefix, worker_expiry_s=1.0)

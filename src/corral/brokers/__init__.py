@@ -22,7 +22,7 @@ __all__ = ["SUPPORTED_SCHEMES", "Broker", "broker_from_url"]
 SUPPORTED_SCHEMES = ("sqlite", "redis", "rediss")
 
 _SQLITE_PREFIX = "sqlite:///"
-_SQLITE_OPTIONS = ("busy_timeout_s", "clock")
+_SQLITE_OPTIONS = ("busy_timeout_s", "clock", "worker_expiry_s")
 
 
 def broker_from_url(url: str, **options: Any) -> Broker:

@@ -51,8 +51,6 @@ from corral.results import TaskState
 
 __all__ = ["SqliteBroker"]
 
-WORKER_SILENCE_S = 300.0
-"""``cleanup()`` forgets workers whose last heartbeat is older than this."""
 
 _SEND_READY = (
     "INSERT INTO messages (id, task, queue, priority, body, lease_s, max_deliveries, "
@@ -75,6 +73,7 @@ class SqliteBroker(Broker):
 
     ``busy_timeout_s`` bounds how long an operation waits for another process's
     write transaction before raising :class:`~corral.errors.BrokerUnavailable`.
+    ``cleanup()`` forgets workers whose last heartbeat is older than ``worker_expiry_s``.
     """
 
     def __init__(
@@ -83,8 +82,10 @@ class SqliteBroker(Broker):
         *,
         clock: Callable[[], float] = time.time,
         busy_timeout_s: float = 5.0,
+        worker_expiry_s: float = 300.0,
     ) -> None:
         self.path = Path(os.path.abspath(path))
+        self.worker_expiry_s = worker_expiry_s
         if not self.path.parent.is_dir():
             raise ConfigError(
                 f"SqliteBroker: path {str(path)!r} is in a directory that does not exist "
@@ -324,12 +325,12 @@ class SqliteBroker(Broker):
             return ready + db.execute("DELETE FROM scheduled WHERE queue = ?", (queue,)).rowcount
 
     def cleanup(self) -> int:
-        """Delete expired results and workers silent for ``WORKER_SILENCE_S``."""
+        """Delete expired results and workers silent for ``worker_expiry_s``."""
         with self._conn.write() as db:
             now = self.now()
             results = db.execute("DELETE FROM results WHERE expires_at <= ?", (now,)).rowcount
             silent = db.execute(
-                "DELETE FROM workers WHERE heartbeat_at < ?", (now - WORKER_SILENCE_S,)
+                "DELETE FROM workers WHERE heartbeat_at < ?", (now - self.worker_expiry_s,)
             ).rowcount
         return results + silent
 
