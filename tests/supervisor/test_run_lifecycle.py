@@ -212,3 +212,28 @@ def test_pid1_reaps_100_orphaning_restarts(pid1_env: RunEnv, reaping: str) -> No
     os.kill(pid1, signal.SIGTERM)
     assert run_env.process.wait(timeout=30) == 0
     assert Path(run_env.workdir).exists()
+
+
+def test_ctl_stop_start_restart(run_env: RunEnv) -> None:
+    run_env.write(
+        """
+        [program.sleeper]
+        command = ["sleep", "300"]
+        numprocs = 2
+        """
+    )
+    run_env.start()
+    first = run_env.instance("sleeper:0")["pid"]
+    assert run_env.ctl("stop", "sleeper:0").returncode == 0
+    assert not pid_alive(first)
+    assert run_env.instance("sleeper:0")["state"] == "stopped"
+    assert run_env.instance("sleeper:1")["state"] == "running"
+    started = run_env.ctl("start", "sleeper:0")
+    assert started.returncode == 0 and "sleeper:0: running" in started.stdout
+    second = run_env.instance("sleeper:0")["pid"]
+    restarted = run_env.ctl("restart", "sleeper")
+    assert restarted.returncode == 0, restarted.stderr
+    assert not pid_alive(second)
+    assert {i["state"] for i in run_env.status()["instances"]} == {"running"}
+    unknown = run_env.ctl("stop", "nope")
+    assert unknown.returncode != 0 and "no program 'nope'" in unknown.stderr

@@ -51,6 +51,7 @@ _OUTCOME_STATES = {
 UNSAFE_NO_ORPHAN_REAPING = "CORRAL_UNSAFE_NO_ORPHAN_REAPING"
 """Set to 1 to stop reaping orphans: only for the test that shows the zombies it prevents."""
 IDLE_TICK_S = 1.0
+CLEANUP_EVERY_S = 60.0
 BUSY_TICK_S = 0.05
 FIRST_REGISTER_BACKOFF_S = 0.5
 MAX_REGISTER_BACKOFF_S = 10.0
@@ -87,6 +88,7 @@ class Worker:
         self.tasks_done = 0
         self.next_renew = 0.0
         self.next_heartbeat = 0.0
+        self.next_cleanup = time.monotonic() + CLEANUP_EVERY_S
         self.registered = False
 
     # -- lifecycle --------------------------------------------------------------
@@ -259,12 +261,25 @@ class Worker:
         if now >= self.next_heartbeat:
             self.next_heartbeat = now + self.config.heartbeat_s
             self._heartbeat()
+        if now >= self.next_cleanup:
+            self.next_cleanup = now + CLEANUP_EVERY_S
+            self._clean_up_broker()
         self.pools.reap(self.selector, self.ledger)
         if self.stopping:
             if now >= self.stop_deadline:
                 self._cold_stop("grace period over")
         else:
             self.pools.fill(self.selector)
+
+    def _clean_up_broker(self) -> None:
+        """Expired results and long-silent workers leave the broker (bounded storage)."""
+        try:
+            removed = self.broker.cleanup()
+        except BrokerError as error:
+            log.warning("broker cleanup failed: %s", error)
+            return
+        if removed:
+            log.debug("broker cleanup removed %d expired rows", removed)
 
     def _renew_interval_s(self) -> float:
         shortest = min((h.delivery.lease_s for h in self.ledger.held.values()), default=30.0)
