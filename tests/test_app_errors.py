@@ -33,6 +33,7 @@ from corral import (
     TimeLimitExceeded,
     UnknownTask,
 )
+from corral.errors import SupervisorUnavailable
 from corral.options import option_names
 
 # -- the hierarchy ------------------------------------------------------------------------
@@ -52,6 +53,7 @@ PARENT = {
     TaskRevoked: ResultError,
     ResultTimeout: ResultError,
     SoftTimeLimitExceeded: CorralError,
+    SupervisorUnavailable: CorralError,
 }
 
 

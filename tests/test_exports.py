@@ -21,6 +21,7 @@ EXPECTED = [
     "ResultHandle",
     "ResultTimeout",
     "SoftTimeLimitExceeded",
+    "SupervisorUnavailable",
     "Task",
     "TaskFailed",
     "TaskOptions",

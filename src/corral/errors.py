@@ -11,6 +11,7 @@
     ├── PayloadTooLarge          an encoded message above ``max_payload_bytes``
     ├── BrokerError
     │   └── BrokerUnavailable    the broker cannot be reached (or is locked) in time
+    ├── SupervisorUnavailable    no ``corral run`` answers on the control socket
     ├── ResultError              what ``ResultHandle.get()`` raises
     │   ├── TaskFailed           the task raised; carries the remote type, message, traceback
     │   │   └── TimeLimitExceeded  the task ran past ``timeout_s`` and was killed
@@ -36,6 +37,7 @@ __all__ = [
     "ResultError",
     "ResultTimeout",
     "SoftTimeLimitExceeded",
+    "SupervisorUnavailable",
     "TaskFailed",
     "TaskRevoked",
     "TimeLimitExceeded",
@@ -89,6 +91,10 @@ class BrokerError(CorralError):
 
 class BrokerUnavailable(BrokerError):
     """The broker cannot be reached, or stayed locked, within the timeout."""
+
+
+class SupervisorUnavailable(CorralError):
+    """No ``corral run`` answers on the control socket (``corral ctl``)."""
 
 
 class ResultError(CorralError):

@@ -24,6 +24,8 @@ class ExitCode(enum.IntEnum):
     """The worker stopped cleanly, but a pool process died abnormally during the run."""
     TASK_FAILED = 4
     """``corral send --wait`` / ``corral result``: the task failed, was revoked or timed out."""
+    SUPERVISOR_UNAVAILABLE = 5
+    """``corral ctl``: no ``corral run`` answers on the control socket."""
     BROKER_UNAVAILABLE = 69
     """The broker could not be reached (EX_UNAVAILABLE)."""
     SOFTWARE = 70

@@ -25,10 +25,16 @@ out = Console(highlight=False, soft_wrap=True)
     type=click.Path(dir_okay=False, path_type=Path), help="The corral.toml of the corral run.",
 )  # fmt: skip
 @click.option("--timeout-s", type=float, default=None, help="Give up waiting after this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the supervisor's answer as JSON.")
 @click.pass_context
-def ctl(ctx: click.Context, config_path: Path, timeout_s: float | None) -> None:
-    """Control a running `corral run`: status, start, stop, restart, reload, signal, tail."""
-    ctx.obj = {"config": config_path, "timeout_s": timeout_s}
+def ctl(ctx: click.Context, config_path: Path, timeout_s: float | None, as_json: bool) -> None:
+    """Control a running `corral run`: status, start, stop, restart, reload, signal, tail.
+
+    \b
+    Exit codes: 0 done; 1 the supervisor refused or the command failed (a program
+    not running after start/reload); 5 no corral run answers; 78 bad config.
+    """
+    ctx.obj = {"config": config_path, "timeout_s": timeout_s, "json": as_json}
 
 
 def _call(ctx: click.Context, command: str, **args: Any) -> dict[str, Any]:
@@ -36,6 +42,9 @@ def _call(ctx: click.Context, command: str, **args: Any) -> dict[str, Any]:
 
     socket_path = _control_socket(ctx.obj["config"])
     answer = request(socket_path, command, args, timeout_s=ctx.obj["timeout_s"])
+    if ctx.obj["json"]:
+        click.echo(json.dumps(answer, indent=2))
+        sys.exit(ExitCode.OK if answer.get("ok") else ExitCode.FAILURE)
     if not answer.get("ok"):
         click.echo(f"error: {answer.get('error', 'failed')}", err=True)
         sys.exit(ExitCode.FAILURE)

@@ -6,7 +6,13 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from corral.errors import BrokerUnavailable, ConfigError, CorralError, ResultError
+from corral.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    CorralError,
+    ResultError,
+    SupervisorUnavailable,
+)
 from corral.exitcodes import ExitCode
 
 __all__ = ["exit_code_for", "run_guarded", "stderr"]
@@ -22,6 +28,8 @@ def exit_code_for(error: CorralError) -> ExitCode:
         return ExitCode.BROKER_UNAVAILABLE
     if isinstance(error, ResultError):
         return ExitCode.TASK_FAILED
+    if isinstance(error, SupervisorUnavailable):
+        return ExitCode.SUPERVISOR_UNAVAILABLE
     return ExitCode.FAILURE
 
 

@@ -16,15 +16,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from corral.errors import ConfigError, CorralError
+from corral.errors import ConfigError, SupervisorUnavailable
 
-__all__ = ["Connection", "ControlServer", "ControlUnavailable", "request"]
+__all__ = ["Connection", "ControlServer", "request"]
 
 MAX_REQUEST_BYTES = 64 * 1024
-
-
-class ControlUnavailable(CorralError):
-    """No ``corral run`` answers on the control socket."""
 
 
 class ControlServer:
@@ -124,7 +120,7 @@ def request(
         client.connect(str(path))
     except (FileNotFoundError, ConnectionRefusedError) as error:
         client.close()
-        raise ControlUnavailable(
+        raise SupervisorUnavailable(
             f"no corral run answers on {path} ({error.strerror}); start one with `corral run`"
         ) from None
     try:
@@ -136,13 +132,13 @@ def request(
                 break
             data += chunk
     except TimeoutError:
-        raise ControlUnavailable(
+        raise SupervisorUnavailable(
             f"corral run on {path} did not answer within {timeout_s}s"
         ) from None
     finally:
         client.close()
     if not data:
-        raise ControlUnavailable(f"corral run on {path} closed the connection without answering")
+        raise SupervisorUnavailable(f"corral run on {path} closed the connection without answering")
     answer: dict[str, Any] = json.loads(data)
     return answer
 
