@@ -31,7 +31,9 @@ from pathlib import Path
 from corral.process import choose_containment
 
 owner_id, records, detached = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "1"
-containment = choose_containment(force="cgroup", owner_id=owner_id, records_dir=records)
+containment = choose_containment(
+    force="cgroup", owner_id=owner_id, records_dir=records, cgroup_base=Path(sys.argv[4])
+)
 unit = containment.create_unit("pool-1", generation=1)
 pids = [unit.spawn(["sleep", "300"], stdout=-3, stderr=-3).pid]
 if detached:
@@ -87,11 +89,18 @@ def _reap(pid: int) -> None:
 
 
 @pytest.fixture
-def base() -> Path:
+def base() -> Iterator[Path]:
+    """A private base cgroup: a worker started by a parallel test reclaims dead owners
+    under the machine's base, and must not take this test's owners from under it."""
     found = find_writable_cgroup()
     if found is None:
         pytest.skip("no writable cgroup v2 on this machine")
-    return found
+    private = found / f"reclaim-test-{uuid.uuid4().hex[:10]}"
+    private.mkdir()
+    try:
+        yield private
+    finally:
+        _remove_cgroup(private)
 
 
 @pytest.fixture
@@ -130,6 +139,7 @@ def start_owner(
             owner_id,
             str(tmp_path / owner_id),
             str(int(detached)),
+            str(base),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -237,3 +247,30 @@ def test_a_base_that_is_not_cgroup_v2_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ProcessError, match="not a cgroup v2 directory"):
         reclaim_abandoned(base=tmp_path)
     assert (tmp_path / "corral-x").is_dir()
+
+
+@pytest.mark.timeout(60)
+def test_an_owner_in_another_pid_namespace_is_left_alone(base: Path, subreaper: None) -> None:
+    """Pid 1 of a container is not the host's pid 1: an owner recorded in another pid
+    namespace cannot be judged from here, so it is never reclaimed. Negative control:
+    the same record in this namespace, with a dead pid, is reclaimed."""
+    from corral.process.cgroup import pid_namespace
+
+    directory = base / f"corral-t{uuid.uuid4().hex[:10]}"
+    unit = directory / "pool-1"
+    unit.mkdir(parents=True)
+    sleep = subprocess.Popen(["sleep", "300"])
+    try:
+        (unit / "cgroup.procs").write_text(str(sleep.pid))
+        os.setxattr(directory, OWNER_XATTR, b"1 1 pid:[1]")  # pid 1 of some container
+        assert directory not in [r.directory for r in reclaim_abandoned(base=base)]
+        assert alive(sleep.pid)
+        os.setxattr(directory, OWNER_XATTR, f"1 1 {pid_namespace()}".encode())
+        [report] = [r for r in reclaim_abandoned(base=base) if r.directory == directory]
+        assert [p.pid for p in report.killed] == [sleep.pid]
+        sleep.wait(timeout=10)
+    finally:
+        _remove_cgroup(directory)
+        if sleep.poll() is None:
+            sleep.kill()
+            sleep.wait(timeout=10)

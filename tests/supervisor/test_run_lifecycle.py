@@ -159,7 +159,9 @@ def test_corral_run_sigkilled_next_run_stops_its_leftovers_first(run_env: RunEnv
         assert pid_alive(sleeper)
         run_env.start()
         assert wait_for(lambda: not pid_alive(sleeper), timeout_s=20)
-        assert "leftover of the previous corral run" in run_env.log()
+        if run_env.containment == "subreaper":
+            # (with cgroups, a worker or run started by a parallel test may reclaim first)
+            assert "leftover of the previous corral run" in run_env.log()
         new = [
             p["pid"] for p in run_env.instance("php")["processes"] if p["cmdline"] == "sleep 300"
         ]

@@ -39,6 +39,7 @@ __all__ = [
     "CgroupUnit",
     "find_writable_cgroup",
     "kill_cgroup",
+    "pid_namespace",
     "read_owner_record",
 ]
 
@@ -155,18 +156,30 @@ def _freeze_and_kill(directory: Path) -> None:
 def _record_owner(owner_dir: Path) -> None:
     start = procfs.start_ticks_of(os.getpid())
     # Without user xattrs (Linux < 5.7) the directory has no owner record; reclaim then
-    # leaves it alone rather than guess (it reports it instead).
+    # leaves it alone rather than guess (it reports it instead). The pid namespace is
+    # part of the identity: pid 1 of a container is not the host's pid 1.
+    record = f"{os.getpid()} {start} {pid_namespace()}"
     with contextlib.suppress(OSError):
-        os.setxattr(owner_dir, OWNER_XATTR, f"{os.getpid()} {start}".encode())
+        os.setxattr(owner_dir, OWNER_XATTR, record.encode())
 
 
-def read_owner_record(owner_dir: Path) -> tuple[int, int] | None:
-    """(pid, start ticks) of the process that created ``owner_dir``, None if not recorded."""
+def read_owner_record(owner_dir: Path) -> tuple[int, int, str] | None:
+    """(pid, start ticks, pid namespace) of the process that created ``owner_dir``;
+    None if not recorded. Records without a namespace are taken as this one's."""
     try:
-        pid, start = os.getxattr(owner_dir, OWNER_XATTR).split()
-        return int(pid), int(start)
-    except (OSError, ValueError):
+        fields = os.getxattr(owner_dir, OWNER_XATTR).decode().split()
+        pid, start = int(fields[0]), int(fields[1])
+    except (OSError, ValueError, IndexError):
         return None
+    return pid, start, fields[2] if len(fields) > 2 else pid_namespace()
+
+
+def pid_namespace() -> str:
+    """This process's pid namespace, e.g. ``pid:[4026531836]``."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "pid:[unknown]"
 
 
 class CgroupUnit(Unit):

@@ -34,6 +34,7 @@ from corral.process.cgroup import (
     _rmdir_tree,
     find_writable_cgroup,
     kill_cgroup,
+    pid_namespace,
     read_owner_record,
 )
 from corral.process.errors import ProcessError
@@ -106,7 +107,12 @@ def _base_or_none(base: Path | None) -> Path | None:
     return base
 
 
-def _owner_alive(pid: int, start_ticks: int) -> bool:
+def _owner_alive(pid: int, start_ticks: int, namespace: str) -> bool:
+    # An owner in another pid namespace cannot be judged from here (its pid means
+    # another process here): count it as alive, never kill what cannot be judged.
+    # When a namespace's init dies the kernel kills everything in it anyway.
+    if namespace != pid_namespace():
+        return True
     st = procfs.stat_of(pid)
     return st is not None and st.start_ticks == start_ticks and not st.zombie
 
