@@ -66,3 +66,38 @@ def test_hup_reload_runs_changed_code_and_old_pools_leave(wenv: WorkerEnv) -> No
     results = {wenv.module.version.delay().get(timeout_s=30) for _ in range(10)}
     assert results == {"v2"}
     assert w.stop() == 0
+
+
+def test_status_tree_marks_old_code_stale_during_a_reload(wenv: WorkerEnv) -> None:
+    """P4: a pool process still finishing a task on old code is shown as STALE."""
+    import json
+    import subprocess
+    import sys
+
+    w = wenv.start("-c", "1", "--grace-s", "30")
+    runs = wenv.path("runs")
+    wenv.module.count_run.delay(runs, 8.0)
+    assert poll_for(lambda: Path(runs).exists(), timeout_s=20)
+    source = Path(wenv.workdir / "wapp.py")
+    source.write_text(source.read_text().replace('VERSION = "v1"', 'VERSION = "v2"'))
+    w.signal(signal.SIGHUP)
+
+    def pools() -> list[dict[str, object]]:
+        out = subprocess.run(
+            [sys.executable, "-m", "corral.cli.main", "status", "wapp:app", "--tree", "--json"],
+            cwd=wenv.workdir,
+            env=wenv.env,
+            capture_output=True,
+            check=True,
+        ).stdout
+        workers = json.loads(out)["workers"]
+        return [p for worker in workers for p in worker["pools"]]
+
+    def stale_and_fresh() -> bool:
+        found = pools()
+        return any(p.get("stale") for p in found) and any(not p.get("stale") for p in found)
+
+    assert poll_for(stale_and_fresh, timeout_s=20)
+    old = [p for p in pools() if p.get("stale")]
+    assert all(p["generation"] == 1 for p in old)
+    assert w.stop() == 0

@@ -126,3 +126,25 @@ def test_quick_tasks_are_not_stuck_behind_a_long_one(wenv: WorkerEnv) -> None:
     assert not marker.exists()  # the quick ones did not wait behind the long one
     assert long_task.get(timeout_s=30) == "marked"
     assert w.stop() == 0
+
+
+def test_cli_revoke_terminate(wenv: WorkerEnv) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers.procs import poll_for
+
+    w = wenv.start("-c", "1")
+    handle = wenv.module.pid_then_sleep.delay(wenv.path("pid"), 60)
+    assert poll_for(lambda: handle.status() is TaskState.RUNNING, timeout_s=20)
+    done = subprocess.run(
+        [sys.executable, "-m", "corral.cli.main", "revoke", "wapp:app", handle.id, "--terminate"],
+        cwd=wenv.workdir,
+        env=wenv.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert poll_for(lambda: handle.status() is TaskState.REVOKED, timeout_s=30)
+    assert w.stop() == 0
