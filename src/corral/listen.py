@@ -35,6 +35,11 @@ def listen_socket(name: str | None = None) -> socket.socket:
     it there must be exactly one. Each call returns a new socket object on a
     duplicate of the passed fd, so closing one does not close the others.
 
+    Several instances (and, during a reload, two generations) wait on the same
+    socket and only one wins each connection: serve it non-blocking
+    (``sock.setblocking(False)``) or from a select loop, or an instance that lost
+    the race hangs in ``accept()`` and cannot hear a stop.
+
     Raises `ConfigError`, saying how to configure one, when no socket was passed
     (or it was passed to another process, such as this one's parent).
     """

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from corral.brokers.base import Broker
 from corral.results import TaskState
-from tests.brokers.builders import send_ids
+from tests.brokers.builders import envelope, send_ids
 
 # Waits for "go" on stdin so every consumer starts at once, then reserves and
 # settles in small batches until the queue stays empty; prints the ids it got.
@@ -74,3 +74,26 @@ def test_concurrent_consumers_never_share_a_message(
     assert len(seen) == len(set(seen)), "a message was delivered to two processes"
     assert sorted(seen) == ids
     assert all(broker.state(task_id) is TaskState.SUCCEEDED for task_id in ids[::50])
+
+
+def test_many_threads_sending_at_once(open_broker: Callable[[], Broker]) -> None:
+    """A threaded web app calls delay() from every request thread on one app/broker."""
+    import threading
+
+    broker = open_broker()
+    errors: list[BaseException] = []
+
+    def send_some(thread: int) -> None:
+        try:
+            for i in range(100):
+                broker.send([envelope(f"t{thread}-{i}")])
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=send_some, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sum(q.ready for q in broker.queue_stats()) == 800

@@ -31,6 +31,9 @@ def main() -> None:
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
     server.socket.close()
     server.socket = corral.listen_socket()
+    # Every instance waits on the one shared socket: a blocking accept() of an instance
+    # that lost the race for a connection would hang, deaf to a stop.
+    server.socket.setblocking(False)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     corral.notify_ready(f"serving version {os.environ['VERSION']}")
     server.serve_forever(poll_interval=0.05)

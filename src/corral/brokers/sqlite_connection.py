@@ -1,8 +1,10 @@
-"""One process's connection to the SQLite broker file, and its transactions.
+"""The connections of one process to the SQLite broker file, and their transactions.
 
-A connection is never used across ``fork``: :meth:`SqliteConnection.db`
-remembers which process opened it and opens a new one when ``os.getpid()``
-changes. SQLite errors leave as corral errors naming the file.
+One connection per thread: a threaded web app calling ``delay()`` from many
+request threads must not interleave transactions on one connection. A
+connection is never used across ``fork``: :meth:`SqliteConnection.db`
+remembers which process opened the connections and opens new ones when
+``os.getpid()`` changes. SQLite errors leave as corral errors naming the file.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,27 +27,40 @@ _INHERITED: list[sqlite3.Connection] = []
 
 
 class SqliteConnection:
-    """The connection of the current process to ``path``, opened on demand."""
+    """The current thread's connection to ``path``, opened on demand."""
 
     def __init__(self, path: Path, *, busy_timeout_s: float) -> None:
         self.path = path
         self.busy_timeout_s = busy_timeout_s
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
         self._closed = False
 
     def db(self) -> sqlite3.Connection:
-        """This process's connection (opened now if it has none yet)."""
-        if self._conn is not None and self._pid == os.getpid():
-            return self._conn
+        """This thread's connection (opened now if it has none yet)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._pid == os.getpid():
+            return conn
         if self._closed:
             raise BrokerError(f"the SQLite broker on {self.path} is closed; open a new broker")
-        if self._conn is not None:
-            _INHERITED.append(self._conn)  # opened by the parent: see _INHERITED
+        if self._pid != os.getpid():
+            self._forget_parents()
         with self.errors():
-            self._conn = connect(self.path, busy_timeout_s=self.busy_timeout_s)
+            conn = connect(self.path, busy_timeout_s=self.busy_timeout_s)
+        self._local.conn = conn
+        with self._lock:
+            self._opened.append(conn)
+        return conn
+
+    def _forget_parents(self) -> None:
+        """After a fork: the parent's connections are kept alive, unused (see _INHERITED)."""
+        with self._lock:
+            _INHERITED.extend(self._opened)
+            self._opened = []
+        self._local = threading.local()
         self._pid = os.getpid()
-        return self._conn
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -85,8 +101,12 @@ class SqliteConnection:
         return self._transaction("BEGIN")
 
     def close(self) -> None:
-        """Close this process's connection; later calls raise :class:`BrokerError`."""
+        """Close this process's connections; later calls raise :class:`BrokerError`."""
         self._closed = True
-        if self._conn is not None and self._pid == os.getpid():
-            self._conn.close()
-        self._conn = None
+        if self._pid != os.getpid():
+            return
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()
