@@ -239,3 +239,20 @@ def test_ctl_stop_start_restart(run_env: RunEnv) -> None:
     assert {i["state"] for i in run_env.status()["instances"]} == {"running"}
     unknown = run_env.ctl("stop", "nope")
     assert unknown.returncode != 0 and "no program 'nope'" in unknown.stderr
+
+
+def test_usr1_to_corral_run_is_forwarded_to_the_programs(run_env: RunEnv) -> None:
+    """As in a container, where `docker kill -s USR1` reaches only PID 1."""
+    loop = f"trap 'echo got-usr1 >> {run_env.workdir}/usr1' USR1; while true; do sleep 0.1; done"
+    run_env.write(
+        f"""
+        [program.app]
+        command = "{loop}"
+        numprocs = 2
+        """
+    )
+    run_env.start()
+    assert run_env.process is not None
+    run_env.process.send_signal(signal.SIGUSR1)
+    usr1 = run_env.workdir / "usr1"
+    assert wait_for(lambda: usr1.exists() and usr1.read_text().count("got-usr1") == 2)
