@@ -96,6 +96,7 @@ class PoolHandle:
         self.known_leftovers: set[int] = set()
         self.finished_tasks: list[tuple[str, str]] = []
         self.finished_tasks_since = 0.0
+        self.leftovers_checked_at = 0.0
 
     def __repr__(self) -> str:
         return f"<pool pid={self.pid} gen={self.generation} holding={len(self.outstanding)}>"

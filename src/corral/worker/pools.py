@@ -35,6 +35,7 @@ FrameHandler = Callable[[PoolHandle, tuple[Any, ...]], None]
 _EXPECTED_EXITS = {ExitCode.OK, ExitCode.RETIRED}
 MAX_START_BACKOFF_S = 30.0
 KILL_TIMEOUT_S = 5.0
+SCAN_EVERY_S = 0.5
 
 
 class Pools:
@@ -168,10 +169,7 @@ class Pools:
             return
         for frame in frames:
             self._on_frame(pool, frame, ledger)
-        if pool.finished_tasks and not pool.outstanding:
-            # Only while it runs nothing: then every other member of its unit is a leftover.
-            check_leftovers(pool, pool.finished_tasks)
-            pool.finished_tasks.clear()
+        self._check_leftovers(pool)
         if pool.writer.pending:
             self._watch_writes(pool, selector)
 
@@ -206,6 +204,24 @@ class Pools:
             self._give_back(frame[1], ledger)
         elif kind == "bye":
             log.debug("pool process %d leaving: %s", pool.pid, frame[2])
+
+    def check_idle_leftovers(self) -> None:
+        """The leftover checks that waited for their turn (see _check_leftovers)."""
+        for pool in self.by_pid.values():
+            self._check_leftovers(pool)
+
+    def _check_leftovers(self, pool: PoolHandle) -> None:
+        # Only while it runs nothing: then every other member of its unit is a leftover.
+        # A cgroup lists its members with one read; the fallback scans /proc, so there
+        # the check runs at most every SCAN_EVERY_S, for every task finished meanwhile.
+        if not pool.finished_tasks or pool.outstanding:
+            return
+        now = time.monotonic()
+        if self.containment.kind != "cgroup" and now - pool.leftovers_checked_at < SCAN_EVERY_S:
+            return
+        pool.leftovers_checked_at = now
+        check_leftovers(pool, pool.finished_tasks)
+        pool.finished_tasks.clear()
 
     def _give_back(self, seqs: list[int], ledger: Ledger) -> None:
         """Tasks a pool process did not start: to another pool process, or to the broker."""

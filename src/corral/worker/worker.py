@@ -255,6 +255,7 @@ class Worker:
         now = time.monotonic()
         self.pools.enforce_time_limits(self.ledger)
         self.pools.rebalance()
+        self.pools.check_idle_leftovers()
         if now >= self.next_renew:
             self.next_renew = now + self._renew_interval_s()
             self._renew_leases()
