@@ -363,3 +363,19 @@ def test_gevent_greenlets_send_and_wait(rb: RedisBroker) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_message_accepted_by_any_script_leaves_idle_workers_a_nudge(
+    rb: RedisBroker, raw: redis.Redis, prefix: str
+) -> None:
+    """Lost wake-up: an idle worker checks for ready messages, then blocks on the inbox.
+    If in between a client's get_result() (or any script) accepts a just-sent message
+    from the inbox, the worker would block on an empty inbox and sleep through it
+    (a ~1 s stall seen in the round-trip benchmark). The accepting script leaves an
+    empty entry so the blocked worker wakes and looks again."""
+    rb.send([env("m1")])
+    assert raw.llen(f"{prefix}:inbox") == 1
+    assert rb.get_result("m1") is None  # a client's script: accepts m1 from the inbox
+    assert raw.lrange(f"{prefix}:inbox", 0, -1) == [b""]  # the nudge
+    [delivery] = rb.reserve(["q"], 10, owner="w")
+    assert delivery.id == "m1"

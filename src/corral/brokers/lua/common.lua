@@ -140,14 +140,20 @@ local function ingest()
   local entries = redis.call('LPOP', INBOX, INGEST_BATCH)
   if not entries then return true end
   local queues = {}
+  local accepted = false
   for _, entry in ipairs(entries) do
     if entry ~= '' then
       local id, task, queue, body, priority, lease_s, max_d, ttl_s = unpack_entry(entry)
       accept(id, task, queue, body, priority, 0, lease_s, max_d, ttl_s, 0)
       queues[queue] = true
+      accepted = true
     end
   end
   for queue in pairs(queues) do redis.call('SADD', P .. ':queues', queue) end
+  -- Any script may accept a message (a client's get_result, a worker's settle): an idle
+  -- worker that looked just before, and is about to block on the inbox, would then
+  -- find it empty and sleep through a ready message. Leave it a nudge.
+  if accepted then wake() end
   return #entries < INGEST_BATCH or redis.call('LLEN', INBOX) == 0
 end
 
