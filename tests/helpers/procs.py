@@ -74,9 +74,9 @@ def poll_for(check: Callable[[], bool], *, timeout_s: float, interval_s: float =
     return check()
 
 
-def zombies_on_machine_under(ppid: int) -> list[int]:
-    """Zombie processes whose parent is ``ppid``."""
-    found = []
+def _states_and_parents() -> list[tuple[int, str, int]]:
+    """(pid, state, ppid) of every process, from /proc/PID/stat."""
+    rows = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -86,6 +86,21 @@ def zombies_on_machine_under(ppid: int) -> list[int]:
         except OSError:
             continue
         rest = data[data.rindex(b")") + 2 :].split()
-        if rest[0] == b"Z" and int(rest[1]) == ppid:
-            found.append(int(name))
-    return found
+        rows.append((int(name), rest[0].decode(), int(rest[1])))
+    return rows
+
+
+def children_of(pid: int) -> list[int]:
+    """Live (non-zombie) children of ``pid``."""
+    return [p for p, state, ppid in _states_and_parents() if ppid == pid and state != "Z"]
+
+
+def zombies_on_machine_under(ppid: int) -> list[int]:
+    """Zombie processes whose parent is ``ppid``."""
+    return [p for p, state, parent in _states_and_parents() if state == "Z" and parent == ppid]
+
+
+def zombies_under(root: int) -> list[int]:
+    """Zombies whose parent is ``root`` or one of its children."""
+    parents = {root, *children_of(root)}
+    return [p for p, state, ppid in _states_and_parents() if state == "Z" and ppid in parents]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.procs import children_of, zombies_under
 from tests.supervisor.conftest import RunEnv, pid_alive, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -202,15 +203,12 @@ def test_pid1_reaps_100_orphaning_restarts(pid1_env: RunEnv, reaping: str) -> No
         ],
     )  # fmt: skip
     assert wait_for(lambda: run_env.instance("orphaner")["generation"] >= 100, timeout_s=90)
-    from tests.worker.conftest import children_of
-    from tests.worker.test_worker_ownership import _zombies_under
-
     assert run_env.process is not None
     [pid1] = children_of(run_env.process.pid)
     if reaping == "on":
-        assert wait_for(lambda: not _zombies_under(pid1), timeout_s=10), _zombies_under(pid1)
+        assert wait_for(lambda: not zombies_under(pid1), timeout_s=10), zombies_under(pid1)
     else:
-        assert len(_zombies_under(pid1)) >= 50  # negative control: <defunct> piles up
+        assert len(zombies_under(pid1)) >= 50  # negative control: <defunct> piles up
     os.kill(pid1, signal.SIGTERM)
     assert run_env.process.wait(timeout=30) == 0
     assert Path(run_env.workdir).exists()

@@ -55,7 +55,7 @@ def test_negative_control_term_to_the_wrapper_alone_leaves_the_worker() -> None:
 
 
 def _children(pid: int) -> list[int]:
-    from tests.worker.conftest import children_of
+    from tests.helpers.procs import children_of
 
     return children_of(pid)
 

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.helpers.procs import poll_for
+from tests.helpers.procs import children_of, poll_for
 
 APP_SOURCE = Path(__file__).resolve().parents[1] / "apps" / "worker_app.py"
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -63,22 +63,6 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.wait(10.0)
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        rest = data[data.rindex(b")") + 2 :].split()
-        if int(rest[1]) == pid and rest[0] != b"Z":
-            found.append(int(name))
-    return found
 
 
 class WorkerEnv:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from corral import TaskFailed, TaskRevoked, TaskState, TimeLimitExceeded
-from tests.helpers.procs import poll_for, state_of, wait_gone
+from tests.helpers.procs import poll_for, state_of, wait_gone, zombies_under
 from tests.worker.conftest import WorkerEnv
 
 pytestmark = pytest.mark.timeout(120)
@@ -168,24 +168,5 @@ def test_worker_main_reaps_orphans_no_zombies(wenv: WorkerEnv) -> None:
     w = wenv.start("-c", "2")
     handles = [wenv.module.orphan_short_children.delay(5) for _ in range(20)]
     assert [h.get(timeout_s=60) for h in handles] == [5] * 20
-    assert poll_for(lambda: not _zombies_under(w.pid), timeout_s=10), _zombies_under(w.pid)
+    assert poll_for(lambda: not zombies_under(w.pid), timeout_s=10), zombies_under(w.pid)
     assert w.stop() == 0
-
-
-def _zombies_under(root: int) -> list[int]:
-    """Zombies whose parent is ``root`` or one of its children."""
-    from tests.worker.conftest import children_of
-
-    parents = {root, *children_of(root)}
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            rest = data[data.rindex(b")") + 2 :].split()
-            if rest[0] == b"Z" and int(rest[1]) in parents:
-                found.append(int(name))
-    return found

@@ -10,9 +10,8 @@ import sys
 
 import pytest
 
-from tests.helpers.procs import poll_for
-from tests.worker.conftest import WorkerEnv, children_of
-from tests.worker.test_worker_ownership import _zombies_under
+from tests.helpers.procs import children_of, poll_for, zombies_under
+from tests.worker.conftest import WorkerEnv
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -42,12 +41,12 @@ def test_pid1_worker_leaves_no_defunct_processes(wenv: WorkerEnv, reaping: str) 
         handles = [wenv.module.orphan_short_children.delay(3) for _ in range(50)]
         assert [h.get(timeout_s=60) for h in handles] == [3] * 50
         if reaping == "on":
-            assert poll_for(lambda: not _zombies_under(worker_main), timeout_s=10), (
-                _zombies_under(worker_main)
+            assert poll_for(lambda: not zombies_under(worker_main), timeout_s=10), (
+                zombies_under(worker_main)
             )
         else:
             # Negative control: as PID 1 without reaping, the orphans stay <defunct>.
-            assert poll_for(lambda: len(_zombies_under(worker_main)) >= 100, timeout_s=10)
+            assert poll_for(lambda: len(zombies_under(worker_main)) >= 100, timeout_s=10)
     finally:
         os.kill(worker_main, signal.SIGTERM)
         outer.wait(timeout=30)
