@@ -52,8 +52,16 @@ class WorkerProcess:
         return children_of(self.pid)
 
     def wait_pools(self, count: int, timeout_s: float = 20.0) -> list[int]:
-        assert poll_for(lambda: len(self.pool_pids()) >= count, timeout_s=timeout_s), self.log()
-        return self.pool_pids()
+        """The pool processes, once there are ``count`` (the list that was seen, not a
+        second scan that a pool process starting or leaving could change)."""
+        seen: list[int] = []
+
+        def enough() -> bool:
+            seen[:] = self.pool_pids()
+            return len(seen) >= count
+
+        assert poll_for(enough, timeout_s=timeout_s), self.log()
+        return seen
 
     def stop(self) -> int:
         if self.process.poll() is None:
