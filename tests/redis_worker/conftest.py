@@ -9,10 +9,6 @@ whose output goes to a log file, and a client app with the same tasks
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from corral import Corral
 from tests.apps.redis_app import make_app
 from tests.helpers.procs import poll_for
 from tests.helpers.redis_server import RedisServer, redis_server_binary
+from tests.helpers.worker_process import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
@@ -40,49 +37,13 @@ def child_env(url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-class RedisWorker:
-    """One ``corral worker`` process (optionally started through a prefix such as
-    ``ip netns exec NS``), its log file, and how to stop it."""
+class RedisWorker(WorkerProcess):
+    """A worker of the test app on the test's redis-server."""
 
     def __init__(
         self, workdir: Path, env: dict[str, str], args: Sequence[str], prefix: Sequence[str]
     ) -> None:
-        self.log_path = workdir / f"worker-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()
-        command = [sys.executable, "-m", "corral.cli.main", "worker", APP_REF, *args]
-        self.process = subprocess.Popen(
-            [*prefix, *command], cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        self.pid = self.process.pid
-
-    def log(self) -> str:
-        """Everything the worker wrote so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, signum: int) -> None:
-        """Send ``signum`` to the worker main."""
-        self.process.send_signal(signum)
-
-    def wait(self, timeout_s: float = 30.0) -> int:
-        """Wait for the exit (reaped), close the log; the exit code."""
-        code = self.process.wait(timeout=timeout_s)
-        self._log.close()
-        return code
-
-    def wait_log(self, text: str, *, timeout_s: float = 20.0) -> bool:
-        """Poll the log until it contains ``text``."""
-        return poll_for(lambda: text in self.log(), timeout_s=timeout_s, interval_s=0.05)
-
-    def stop(self) -> int:
-        """SIGTERM (SIGCONT first, in case a test stopped it), wait; SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.signal(signal.SIGCONT)
-            self.signal(signal.SIGTERM)
-        try:
-            return self.wait(40.0)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.wait(10.0)
+        super().__init__(workdir, env, APP_REF, args, prefix)
 
 
 class RedisWorkerEnv:

@@ -5,72 +5,17 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.helpers.procs import children_of, poll_for
+from tests.helpers.worker_process import WorkerProcess
 
 APP_SOURCE = Path(__file__).resolve().parents[1] / "apps" / "worker_app.py"
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-class WorkerProcess:
-    """One `corral worker wapp:app` process and its log."""
-
-    def __init__(self, workdir: Path, env: dict[str, str], args: list[str]) -> None:
-        self.log_path = workdir / f"worker-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "corral.cli.main", "worker", "wapp:app", *args],
-            cwd=workdir,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.pid = self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self, timeout_s: float = 30.0) -> int:
-        code = self.process.wait(timeout=timeout_s)
-        self._log.close()
-        return code
-
-    def pool_pids(self) -> list[int]:
-        """Pool processes: children of the worker main."""
-        return children_of(self.pid)
-
-    def wait_pools(self, count: int, timeout_s: float = 20.0) -> list[int]:
-        """The pool processes, once there are ``count`` (the list that was seen, not a
-        second scan that a pool process starting or leaving could change)."""
-        seen: list[int] = []
-
-        def enough() -> bool:
-            seen[:] = self.pool_pids()
-            return len(seen) >= count
-
-        assert poll_for(enough, timeout_s=timeout_s), self.log()
-        return seen
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.signal(signal.SIGTERM)
-        try:
-            return self.wait(30.0)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.wait(10.0)
 
 
 class WorkerEnv:
@@ -98,7 +43,7 @@ class WorkerEnv:
 
     def start(self, *args: str) -> WorkerProcess:
         worker = WorkerProcess(
-            self.workdir, self.env, ["--containment", self.containment, *args]
+            self.workdir, self.env, "wapp:app", ["--containment", self.containment, *args]
         )
         self.workers.append(worker)
         return worker
