@@ -213,6 +213,7 @@ class Corral:
             lease_s=options.lease_s,
             max_deliveries=options.max_deliveries,
             result_ttl_s=options.result_ttl_s,
+            new_id=task_id is None,
         )
 
     # -- results ----------------------------------------------------------------

@@ -42,7 +42,13 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A message as sent: routing fields plus the encoded task call (``body``)."""
+    """A message as sent: routing fields plus the encoded task call (``body``).
+
+    ``new_id`` is True when the sender generated ``id`` for this very send (128
+    random bits), so no earlier message or stored result can carry it: a broker
+    may then skip the idempotency checks a caller-chosen id needs (a resend of a
+    pending id is ignored; a resend of a finished one replaces its result).
+    """
 
     id: str
     task: str
@@ -53,6 +59,7 @@ class Envelope:
     lease_s: float = 30.0
     max_deliveries: int = 5
     result_ttl_s: float = 86_400.0
+    new_id: bool = False
 
 
 @dataclass(frozen=True, slots=True)
