@@ -190,11 +190,14 @@ def test_a_resent_settle_recognises_its_own_outcome(rb: RedisBroker, prefix: str
     got = rb.reserve(["q"], 1, owner="w")[0]
     script = rb._scripts["settle"]  # the resend path, driven by hand
     args = ["a", got.token, "succeeded", b"r", 0, "", 0]
-    client = rb._conn.client()
-    assert script.run(client, [prefix, 0, *args]) == [1]
-    assert script.run(client, [prefix, 1, *args]) == [1]
-    assert script.run(client, [prefix, 0, *args]) == [0]
-    assert script.run(client, [prefix, 1, "a", got.token, "failed", b"", 0, "", 0]) == [0]
+
+    def run(argv: list[object]) -> object:
+        return rb._conn.call(lambda connection: script.run(connection, argv))
+
+    assert run([prefix, 0, *args]) == [1]
+    assert run([prefix, 1, *args]) == [1]
+    assert run([prefix, 0, *args]) == [0]
+    assert run([prefix, 1, "a", got.token, "failed", b"", 0, "", 0]) == [0]
 
 
 # -- revoke, crashes, retries --------------------------------------------------------------
@@ -298,12 +301,12 @@ def test_wait_ready_wakes_on_send_from_another_client(rb: RedisBroker, redis_url
 @pytest.mark.timeout(30)
 def test_a_forked_child_opens_its_own_connections(rb: RedisBroker) -> None:
     rb.send([env("parent")])
-    parent_client = rb._conn.client()
+    parent_connection = rb._conn.call(lambda connection: connection)
     pid = os.fork()
-    if pid == 0:  # the child: must not reuse the parent's pool
+    if pid == 0:  # the child: must not reuse the parent's connections
         code = 1
         try:
-            ok = rb._conn.client() is not parent_client
+            ok = rb._conn.call(lambda connection: connection) is not parent_connection
             rb.send([env("child")])
             code = 0 if ok else 2
         finally:
@@ -311,7 +314,7 @@ def test_a_forked_child_opens_its_own_connections(rb: RedisBroker) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert {d.id for d in rb.reserve(["q"], 5, owner="w")} == {"parent", "child"}
-    assert rb._conn.client() is parent_client
+    assert rb._conn.call(lambda connection: connection) is parent_connection
 
 
 # -- gevent (seeds/004: per-task pub/sub broke under gevent) -------------------------------

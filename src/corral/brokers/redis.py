@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.connection import Connection
 
 from corral.brokers.base import (
     Broker,
@@ -57,10 +58,11 @@ from corral.brokers.base import (
 from corral.brokers.redis_connection import (
     RedisConnection,
     RedisOptions,
+    command,
     split_url_options,
     with_url_options,
 )
-from corral.brokers.redis_scripts import Script, execute, load_scripts
+from corral.brokers.redis_scripts import Script, load_scripts
 from corral.errors import ConfigError
 from corral.results import TaskState
 
@@ -122,13 +124,13 @@ class RedisBroker(Broker):
     def _run(self, name: str, args: Sequence[Any] = ()) -> Any:
         script: Script = self._scripts[name]
         argv = [self._prefix, *args]
-        return self._conn.call(lambda client: script.run(client, argv))
+        return self._conn.call(lambda connection: script.run(connection, argv))
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}:{kind}:{name}"
 
     def _command(self, *args: Any) -> Any:
-        return self._conn.call(lambda client: execute(client, *args))
+        return self._conn.call(lambda connection: command(connection, *args))
 
     # -- time -------------------------------------------------------------------
     def now(self) -> float:
@@ -213,10 +215,10 @@ class RedisBroker(Broker):
             args += (s.id, s.token, s.state.value, s.payload, s.delay_s, s.reason, int(s.crashed))
         script, prefix, runs = self._scripts["settle"], self._prefix, [0]
 
-        def run(client: redis.Redis) -> Any:
+        def run(connection: Connection) -> Any:
             # A resend after a lost reply must recognise its own already-applied outcome.
             runs[0] += 1
-            return script.run(client, [prefix, int(runs[0] > 1), *args])
+            return script.run(connection, [prefix, int(runs[0] > 1), *args])
 
         return [bool(ok) for ok in self._conn.call(run)]
 
@@ -263,11 +265,11 @@ class RedisBroker(Broker):
         """Remove the worker's entry."""
         prefix = self._prefix
 
-        def remove(client: redis.Redis) -> None:
-            pipe = client.pipeline(transaction=True)
-            pipe.delete(f"{prefix}:w:{worker_id}")
-            pipe.zrem(f"{prefix}:workers", worker_id)
-            pipe.execute()
+        def remove(connection: Connection) -> None:
+            command(connection, "MULTI")
+            command(connection, "DEL", f"{prefix}:w:{worker_id}")
+            command(connection, "ZREM", f"{prefix}:workers", worker_id)
+            command(connection, "EXEC")
 
         self._conn.call(remove)
 

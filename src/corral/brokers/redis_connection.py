@@ -1,18 +1,31 @@
-"""Options and the fork-safe, retrying connection of the Redis broker.
+"""Options and the fork-safe, retrying connections of the Redis broker.
 
 :class:`RedisOptions` is the one declaration of the broker's options: the
 constructor's keyword arguments, ``from_url``'s and the error that lists the
 valid ones all come from it.
 
-:class:`RedisConnection` owns the redis-py connection pool. It never lets a
-pool cross a ``fork``: a call from a new pid builds a new pool (the parent's
-sockets are left alone, so the parent keeps working). Every call is retried on
-connection errors with backoff until ``connect_timeout_s`` has passed, then
-raises :class:`~corral.errors.BrokerUnavailable`: a restarted Redis is
-survived by the next call, a dead one is reported in bounded time. An outage
-is logged once per process and server when it starts and once when it ends,
-however many connections and threads notice it (a restart must not read as a
-storm of warnings).
+:class:`RedisConnection` keeps this process's idle redis-py connections in a
+free list and runs each operation on one of them: a command is packed, sent
+and its reply read, nothing else. redis-py's own ``Redis.execute_command``
+checks every connection it lends out for unread data (one more system call per
+command) and records metrics; on the broker's hot paths (a send, a reserve, a
+settle, a result wait) that doubled the client's cost per command. Here a
+connection goes back to the free list only after its reply was read whole
+(a Redis error reply counts: it is read whole), and is disconnected after
+anything else, so it never holds unread data. A reused connection the server
+closed while it was idle (a restart, an idle timeout) fails on its next
+command: the free list is then dropped and the operation retried at once on a
+new connection, before anything is logged.
+
+Connections never cross a ``fork``: a call from a new pid starts a new free
+list (the parent's sockets are left alone, so the parent keeps working). Every
+operation is retried on connection errors with backoff until
+``connect_timeout_s`` has passed, then raises
+:class:`~corral.errors.BrokerUnavailable`: a restarted Redis is survived by the
+next call, a dead one is reported in bounded time. An outage is logged once
+per process and server when it starts and once when it ends, however many
+connections and threads notice it (a restart must not read as a storm of
+warnings).
 """
 
 from __future__ import annotations
@@ -24,11 +37,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import Connection
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -36,7 +50,13 @@ from redis.retry import Retry
 
 from corral.errors import BrokerError, BrokerUnavailable, ConfigError
 
-__all__ = ["RedisConnection", "RedisOptions", "split_url_options", "with_url_options"]
+__all__ = [
+    "RedisConnection",
+    "RedisOptions",
+    "command",
+    "split_url_options",
+    "with_url_options",
+]
 
 T = TypeVar("T")
 
@@ -159,52 +179,102 @@ _OPTION_TYPES = {f.name: str(f.type) for f in dataclasses.fields(RedisOptions)}
 
 
 class RedisConnection:
-    """A redis-py client per process, with bounded retries and corral's errors."""
+    """This process's Redis connections, with bounded retries and corral's errors."""
 
     def __init__(self, target: str | redis.Redis, options: RedisOptions) -> None:
         self._options = options
-        self._make_pool = _pool_factory(target, options)
+        self._connect = _connection_factory(target, options)
         self._address = _address_of(target)
-        self._pid = -1
-        self._client: redis.Redis | None = None
+        self._pid = os.getpid()
+        self._idle: list[tuple[Connection, bool]] = []  # (connection, it answered last time)
+        self._made = 0
+        self._made_lock = threading.Lock()
         self._closed = False
 
-    def client(self) -> redis.Redis:
-        """This process's client; a new one after a fork (pools never cross a fork)."""
-        if self._closed:
-            raise BrokerError("RedisBroker: the broker is closed; open a new one")
-        pid = os.getpid()
-        if self._client is None or pid != self._pid:
-            # The parent's pool is dropped, not disconnected: closing its sockets
-            # here would shut them down under the parent too.
-            self._client = redis.Redis(connection_pool=self._make_pool(), retry=_no_retry())
-            self._pid = pid
-        return self._client
-
-    def call(self, operation: Callable[[redis.Redis], T]) -> T:
-        """Run ``operation``, retrying connection errors until ``connect_timeout_s``."""
+    def call(self, operation: Callable[[Connection], T]) -> T:
+        """Run ``operation`` on one connection (see :func:`command`), retrying
+        connection errors until ``connect_timeout_s``."""
         deadline = time.monotonic() + self._options.connect_timeout_s
         backoff_s = _FIRST_BACKOFF_S
         while True:
+            connection, reused = self._checkout(deadline)
             try:
-                result = _translated(operation, self.client())
+                result = _translated(operation, connection)
             except BrokerUnavailable as error:
+                connection.disconnect()  # type: ignore[no-untyped-call]
+                self._idle.append((connection, False))
+                if reused:
+                    # Closed while idle (a restart, an idle timeout): so are its peers.
+                    self._disconnect_idle()
+                    continue
                 OUTAGES.lost(self._address, error)
                 left_s = deadline - time.monotonic()
                 if left_s < backoff_s + self._options.attempt_connect_s:
                     raise
+            except BrokerError:
+                self._idle.append((connection, True))  # an error reply, read whole: in step
+                raise
+            except BaseException:
+                # Interrupted mid-reply (a timeout, a signal): unread data may follow.
+                connection.disconnect()  # type: ignore[no-untyped-call]
+                self._idle.append((connection, False))
+                raise
             else:
+                self._idle.append((connection, True))
                 OUTAGES.restored(self._address)
                 return result
             time.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
 
     def close(self) -> None:
-        """Disconnect this process's pool; later calls raise BrokerError."""
-        if self._client is not None and self._pid == os.getpid():
-            self._client.connection_pool.disconnect()
-        self._client = None
+        """Disconnect this process's connections; later calls raise BrokerError."""
+        if self._pid == os.getpid():
+            self._disconnect_idle()
+        self._idle = []
         self._closed = True
+
+    def _checkout(self, deadline: float) -> tuple[Connection, bool]:
+        """An idle connection (True: it is open and answered its last command) or a
+        new one; while ``max_connections`` are all busy, wait for one until ``deadline``."""
+        if self._closed:
+            raise BrokerError("RedisBroker: the broker is closed; open a new one")
+        if os.getpid() != self._pid:
+            # The parent's connections are dropped, not disconnected: closing their
+            # sockets here would shut them down under the parent too. (A new lock:
+            # the parent's may have been held by another thread at the fork.)
+            self._made_lock = threading.Lock()
+            self._pid, self._idle, self._made = os.getpid(), [], 0
+        wait_s = _FIRST_BACKOFF_S
+        while True:
+            try:
+                return self._idle.pop()  # atomic: threads and greenlets share the list
+            except IndexError:
+                pass
+            with self._made_lock:
+                cap = self._options.max_connections
+                if cap is None or self._made < cap:
+                    self._made += 1
+                    return self._connect(), False
+            if time.monotonic() + wait_s > deadline:
+                raise BrokerUnavailable(
+                    f"RedisBroker: all {cap} connections are busy (max_connections={cap}); "
+                    f"raise max_connections or use fewer threads or greenlets"
+                )
+            time.sleep(wait_s)
+            wait_s = min(wait_s * 2, _MAX_BACKOFF_S)
+
+    def _disconnect_idle(self) -> None:
+        """Close every idle connection; each reconnects when next used."""
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            connection.disconnect()  # type: ignore[no-untyped-call]
+        self._idle.extend((connection, False) for connection, _ in idle)
+
+
+def command(connection: Connection, *args: Any) -> Any:
+    """Send one command on ``connection`` and read its reply (raw RESP2 values)."""
+    connection.send_command(*args, check_health=False)  # type: ignore[no-untyped-call]
+    return connection.read_response()
 
 
 class OutageLog:
@@ -250,10 +320,10 @@ def _address_of(target: str | redis.Redis) -> str:
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
 
 
-def _translated(operation: Callable[[redis.Redis], T], client: redis.Redis) -> T:
+def _translated(operation: Callable[[Connection], T], connection: Connection) -> T:
     """Run one attempt, turning redis-py's errors into corral's."""
     try:
-        return operation(client)
+        return operation(connection)
     except AuthenticationError as exc:
         raise ConfigError(
             f"Redis refused the credentials ({exc}); check the user and password in the URL"
@@ -273,20 +343,25 @@ def _no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
-def _pool_factory(
+def _connection_factory(
     target: str | redis.Redis, options: RedisOptions
-) -> Callable[[], redis.ConnectionPool]:
-    """A function that builds a fresh pool for the URL or the given client's settings."""
+) -> Callable[[], Connection]:
+    """A function that makes a new (unconnected) connection to the URL or like the client's."""
     if isinstance(target, redis.Redis):
-        return _pool_like(target.connection_pool)
+        pool = target.connection_pool
+        return _factory(pool.connection_class, _kwargs_like(pool))
     if not isinstance(target, str):
         raise ConfigError(
             f"RedisBroker: expected a redis:// or rediss:// URL or a redis.Redis client, "
             f"got {type(target).__name__}"
         )
-    kwargs = _url_kwargs(target, options)
-    _pool_from_url(target, kwargs)  # fail now, in the caller, on a malformed URL
-    return lambda: _pool_from_url(target, kwargs)
+    pool = _pool_from_url(target, _url_kwargs(target, options))  # parses: fails here if bad
+    return _factory(pool.connection_class, pool.connection_kwargs)
+
+
+def _factory(connection_class: type[Any], kwargs: dict[str, Any]) -> Callable[[], Connection]:
+    kwargs = dict(kwargs)
+    return lambda: cast(Connection, connection_class(**kwargs))
 
 
 def _url_kwargs(url: str, options: RedisOptions) -> dict[str, Any]:
@@ -296,8 +371,6 @@ def _url_kwargs(url: str, options: RedisOptions) -> dict[str, Any]:
         "retry": _no_retry(),
         "protocol": 2,  # the scripts' replies are decoded as RESP2 arrays
     }
-    if options.max_connections is not None:
-        kwargs["max_connections"] = options.max_connections
     if url.startswith("rediss://"):
         kwargs.update(
             ssl_ca_certs=options.tls_ca_file,
@@ -317,7 +390,7 @@ def _pool_from_url(url: str, kwargs: dict[str, Any]) -> redis.ConnectionPool:
         raise ConfigError(f"RedisBroker: invalid URL {url!r}: {exc}") from exc
 
 
-def _pool_like(pool: redis.ConnectionPool) -> Callable[[], redis.ConnectionPool]:
+def _kwargs_like(pool: redis.ConnectionPool) -> dict[str, Any]:
     kwargs = dict(pool.connection_kwargs)
     if kwargs.get("decode_responses"):
         raise ConfigError(
@@ -329,9 +402,4 @@ def _pool_like(pool: redis.ConnectionPool) -> Callable[[], redis.ConnectionPool]
     # RESP3-only extras of the given client's pool would refuse a RESP2 connection.
     kwargs.pop("maint_notifications_config", None)
     kwargs.pop("oss_cluster_maint_notifications_handler", None)
-    pool_class = type(pool)
-    connection_class = pool.connection_class
-    max_connections = pool.max_connections
-    return lambda: pool_class(
-        connection_class=connection_class, max_connections=max_connections, **kwargs
-    )
+    return kwargs

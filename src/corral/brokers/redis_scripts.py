@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import redis
+from redis.connection import Connection
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["Script", "execute", "load_scripts"]
+from corral.brokers.redis_connection import command
+
+__all__ = ["Script", "load_scripts"]
 
 AGAIN = "CORRAL_AGAIN"
 
@@ -54,7 +56,7 @@ class Script:
     source: str
     sha: str
 
-    def run(self, client: redis.Redis, args: list[Any]) -> Any:
+    def run(self, connection: Connection, args: list[Any]) -> Any:
         """Run the script with no KEYS and ``args`` as ARGV (the prefix first).
 
         A script that must see every sent message answers ``CORRAL_AGAIN`` while
@@ -62,21 +64,16 @@ class Script:
         """
         while True:
             try:
-                return self._run_once(client, args)
+                return self._run_once(connection, args)
             except ResponseError as exc:
                 if str(exc) != AGAIN:
                     raise
 
-    def _run_once(self, client: redis.Redis, args: list[Any]) -> Any:
+    def _run_once(self, connection: Connection, args: list[Any]) -> Any:
         try:
-            return execute(client, "EVALSHA", self.sha, 0, *args)
+            return command(connection, "EVALSHA", self.sha, 0, *args)
         except NoScriptError:
-            return execute(client, "EVAL", self.source, 0, *args)
-
-
-def execute(client: redis.Redis, *args: Any) -> Any:
-    """One raw command (redis-py leaves ``execute_command`` untyped)."""
-    return client.execute_command(*args)  # type: ignore[no-untyped-call]
+            return command(connection, "EVAL", self.source, 0, *args)
 
 
 def load_scripts() -> dict[str, Script]:
