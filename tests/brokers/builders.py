@@ -9,13 +9,18 @@ from corral.results import TaskState
 
 
 def envelope(task_id: str, **options: object) -> Envelope:
-    """An envelope for task ``echo`` on queue ``default`` with a body naming the id."""
+    """An envelope for task ``echo`` on queue ``default`` with a body naming the id.
+
+    Its id counts as generated for this send (``new_id``), as the app's are, unless
+    the test passes ``new_id=False`` to send a caller-chosen id.
+    """
     fields: dict[str, object] = {
         "id": task_id,
         "task": "echo",
         "queue": "default",
         "body": f"body-{task_id}".encode(),
         "lease_s": 1.0,
+        "new_id": True,
     }
     fields.update(options)
     return Envelope(**fields)  # type: ignore[arg-type]

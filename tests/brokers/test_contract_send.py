@@ -98,19 +98,24 @@ def test_many_future_tasks_do_not_hide_ready_ones(broker: Broker) -> None:
 
 
 def test_send_of_a_pending_id_is_ignored(broker: Broker) -> None:
-    broker.send([envelope("x", body=b"first")])
-    broker.send([envelope("x", body=b"second"), envelope("x", body=b"third", delay_s=5.0)])
+    broker.send([envelope("x", new_id=False, body=b"first")])
+    broker.send(
+        [
+            envelope("x", new_id=False, body=b"second"),
+            envelope("x", new_id=False, body=b"third", delay_s=5.0),
+        ]
+    )
     got = broker.reserve(["default"], 10, owner="w")
     assert [(d.id, d.body) for d in got] == [("x", b"first")]
-    broker.send([envelope("x", body=b"while-running")])
+    broker.send([envelope("x", new_id=False, body=b"while-running")])
     assert drain_ids(broker) == []
 
 
 def test_send_of_a_scheduled_id_is_ignored(
     broker: Broker, advance: Callable[[float], None]
 ) -> None:
-    broker.send([envelope("x", delay_s=1.0, body=b"first")])
-    broker.send([envelope("x", body=b"second")])
+    broker.send([envelope("x", new_id=False, delay_s=1.0, body=b"first")])
+    broker.send([envelope("x", new_id=False, body=b"second")])
     assert drain_ids(broker) == []
     advance(1.1)
     got = broker.reserve(["default"], 10, owner="w")
@@ -118,16 +123,19 @@ def test_send_of_a_scheduled_id_is_ignored(
 
 
 def test_duplicate_ids_in_one_batch_keep_the_first(broker: Broker) -> None:
-    broker.send([envelope("x", body=b"one"), envelope("x", body=b"two")])
+    broker.send(
+        [envelope("x", new_id=False, body=b"one"), envelope("x", new_id=False, body=b"two")]
+    )
     assert [d.body for d in broker.reserve(["default"], 10, owner="w")] == [b"one"]
 
 
 def test_send_of_a_finished_id_runs_it_again(broker: Broker) -> None:
-    send_ids(broker, ["x"])
+    send_ids(broker, ["x"], new_id=False)
     assert settle(broker, reserve_one(broker), TaskState.SUCCEEDED, b"old")
     assert broker.get_result("x") is not None
-    broker.send([envelope("x", body=b"again")])
+    broker.send([envelope("x", new_id=False, body=b"again")])
     assert broker.get_result("x") is None
+    assert broker.wait_result("x", 0.05) is None  # a waiter never sees the old outcome
     assert broker.state("x") is TaskState.QUEUED
     assert reserve_one(broker).body == b"again"
 

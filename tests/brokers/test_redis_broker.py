@@ -39,7 +39,13 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
 
 
 def env(task_id: str, **options: object) -> Envelope:
-    fields: dict[str, object] = {"id": task_id, "task": "t", "queue": "q", "body": b"b"}
+    fields: dict[str, object] = {
+        "id": task_id,
+        "task": "t",
+        "queue": "q",
+        "body": b"b",
+        "new_id": True,
+    }
     fields.update(options)
     return Envelope(**fields)  # type: ignore[arg-type]
 
@@ -372,13 +378,47 @@ def test_a_message_accepted_by_any_script_leaves_idle_workers_a_nudge(
     rb: RedisBroker, raw: redis.Redis, prefix: str
 ) -> None:
     """Lost wake-up: an idle worker checks for ready messages, then blocks on the inbox.
-    If in between a client's get_result() (or any script) accepts a just-sent message
+    If in between a client's state() (or any script) accepts a just-sent message
     from the inbox, the worker would block on an empty inbox and sleep through it
     (a ~1 s stall seen in the round-trip benchmark). The accepting script leaves an
     empty entry so the blocked worker wakes and looks again."""
     rb.send([env("m1")])
     assert raw.llen(f"{prefix}:inbox") == 1
-    assert rb.get_result("m1") is None  # a client's script: accepts m1 from the inbox
+    assert rb.state("m1") is TaskState.QUEUED  # a client's script: accepts m1 from the inbox
     assert raw.lrange(f"{prefix}:inbox", 0, -1) == [b""]  # the nudge
     [delivery] = rb.reserve(["q"], 10, owner="w")
     assert delivery.id == "m1"
+
+
+def test_the_outcome_rides_in_the_reply_that_wakes_the_waiter(
+    rb: RedisBroker, raw: redis.Redis
+) -> None:
+    """A result wait is one blocking command: the element settle stores is the outcome,
+    so no second round trip fetches it after the wake-up."""
+    rb.send([env("a")])
+    got = rb.reserve(["q"], 1, owner="w")[0]
+    seen: list[object] = []
+    waiter = threading.Thread(target=lambda: seen.append(rb.wait_result("a", 10.0)))
+    waiter.start()
+    time.sleep(0.2)  # blocked on the done list
+    before = {name: calls(raw, name) for name in ("blmove", "lindex", "evalsha")}
+    assert rb.settle([Settlement("a", got.token, TaskState.SUCCEEDED, b"r e s")])
+    waiter.join(timeout=10)
+    assert seen and seen[0] is not None and seen[0].payload == b"r e s"
+    assert calls(raw, "lindex") == before["lindex"]  # nothing fetched after the wake-up
+    assert calls(raw, "evalsha") == before["evalsha"] + 1  # the settle only
+
+
+def test_a_caller_chosen_id_is_accepted_before_send_returns(
+    rb: RedisBroker, raw: redis.Redis, prefix: str
+) -> None:
+    """A resend of a finished task must have replaced its outcome when send returns,
+    or a waiter blocking on the done list would get the old one."""
+    rb.send([env("x", new_id=False)])
+    got = rb.reserve(["q"], 1, owner="w")[0]
+    assert rb.settle([Settlement("x", got.token, TaskState.SUCCEEDED, b"old")])
+    rb.send([env("x", new_id=False)])
+    assert raw.llen(f"{prefix}:inbox") in (0, 1)  # accepted by a script (at most a nudge)
+    assert rb.wait_result("x", 0.05) is None
+    rb.send([env("fresh")])  # a generated id: one push, accepted later
+    assert raw.lrange(f"{prefix}:inbox", -1, -1)[0].endswith(b"b")

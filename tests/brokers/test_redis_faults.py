@@ -33,7 +33,13 @@ pytestmark = pytest.mark.skipif(
 
 
 def env(task_id: str, **options: object) -> Envelope:
-    fields: dict[str, object] = {"id": task_id, "task": "t", "queue": "q", "body": b"b"}
+    fields: dict[str, object] = {
+        "id": task_id,
+        "task": "t",
+        "queue": "q",
+        "body": b"b",
+        "new_id": True,
+    }
     fields.update(options)
     return Envelope(**fields)  # type: ignore[arg-type]
 

@@ -8,13 +8,15 @@ claiming expired entries (``XAUTOCLAIM``) uses idle time measured per entry,
 not a deadline the broker can extend. One script per operation does each step
 atomically on the server (see ``lua/common.lua`` for the key layout):
 
-- ``send`` without a countdown is one ``RPUSH`` of packed envelopes onto the
-  inbox list: as cheap for the producer as a raw push, and atomic for a
-  batch. Every script that reads messages first *accepts* the inbox in send
-  order (idempotency check, message hash, ready sorted set with score
-  ``-priority * 2**40 + seq``: higher priority first, FIFO within). A send
-  with a countdown is a script call, so its due time is the server's clock at
-  send time.
+- ``send`` of messages with ids generated for them and no countdown is one
+  ``RPUSH`` of packed envelopes onto the inbox list: as cheap for the producer
+  as a raw push, and atomic for a batch. Every script that reads messages
+  first *accepts* the inbox in send order (idempotency check, message hash,
+  ready sorted set with score ``-priority * 2**40 + seq``: higher priority
+  first, FIFO within). A send with a countdown is a script call, so its due
+  time is the server's clock at send time; so is a send with a caller-chosen
+  id, so that a resend of a finished task has replaced its old outcome before
+  ``send`` returns (a waiter never sees the stale one).
 - ``reserve`` promotes due scheduled messages, reclaims expired leases, pops
   the best ids, dead-letters those already delivered ``max_deliveries`` times
   and leases the rest: lease deadlines live in a sorted set scored by
@@ -27,7 +29,8 @@ Blocking never polls: :meth:`RedisBroker.wait_ready` blocks with ``BLMOVE``
 of the inbox onto itself (it wakes when something is sent or a script nudges,
 and takes nothing), bounded by the earliest due or expiring message, and
 :meth:`RedisBroker.wait_result` does ``BLMOVE key key`` on the task's own
-``done`` list, which settle fills with the result (every waiter wakes). Nothing
+``done`` list, whose one element settle makes the outcome itself: the reply
+that wakes the waiter carries the result (every waiter wakes). Nothing
 subscribes to pub/sub, at send time or ever (seeds/004: Celery's per-task
 subscriptions broke under gevent). hiredis is used by redis-py automatically
 when it is installed. Scripts build key names from the prefix, so this needs a
@@ -148,13 +151,14 @@ class RedisBroker(Broker):
         """
         if not envelopes:
             return
-        if any(env.delay_s > 0 for env in envelopes):
+        if any(env.delay_s > 0 or not env.new_id for env in envelopes):
             self._send_script(envelopes)
             return
         packed = [_pack(env) for env in envelopes]
         self._command("RPUSH", self._inbox, *packed)
 
     def _send_script(self, envelopes: Sequence[Envelope]) -> None:
+        """Accept the batch now: due times from the server's clock, resends checked."""
         args: list[Any] = []
         for env in envelopes:
             _check_priority(env)
@@ -194,7 +198,13 @@ class RedisBroker(Broker):
             wait_s = min(wait_s, self._options.block_slice_s)
             # BLMOVE onto itself, same side: blocks until the inbox is not empty,
             # takes nothing and keeps the order (the scripts accept it in wait_bound).
-            self._command("BLMOVE", self._inbox, self._inbox, "RIGHT", "RIGHT", f"{wait_s:.3f}")
+            woke = self._command(
+                "BLMOVE", self._inbox, self._inbox, "RIGHT", "RIGHT", f"{wait_s:.3f}"
+            )
+            if woke is not None:
+                # Something was sent (or nudged): the caller's reserve looks at once. A
+                # send to other queues costs it one empty reserve, not a second look here.
+                return
 
     def extend(self, leases: Sequence[tuple[str, int]]) -> list[LeaseStatus]:
         """Renew leases by each message's ``lease_s`` from the server's clock."""
@@ -225,25 +235,23 @@ class RedisBroker(Broker):
     # -- results ----------------------------------------------------------------
     def get_result(self, task_id: str) -> ResultRecord | None:
         """The stored outcome, or None."""
-        row = self._run("result", [task_id])
-        if row[0] is None:
-            return None
-        return ResultRecord(task_id, TaskState(row[0].decode()), row[1] or b"", float(row[2]))
+        entry = self._command("LINDEX", self._key("done", task_id), 0)
+        return None if entry is None else _outcome(task_id, entry)
 
     def wait_result(self, task_id: str, timeout_s: float | None) -> ResultRecord | None:
-        """Block on the task's ``done`` list (``BLMOVE`` onto itself); None after timeout_s."""
+        """Block on the task's ``done`` list (``BLMOVE`` onto itself, which returns its
+        one element, the outcome, at once or when settle stores it); None after timeout_s."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         done = self._key("done", task_id)
         while True:
-            record = self.get_result(task_id)
-            if record is not None:
-                return record
             wait_s = self._options.block_slice_s
             if deadline is not None:
                 wait_s = min(wait_s, deadline - time.monotonic())
             if wait_s < _MIN_BLOCK_S:
-                return None
-            self._command("BLMOVE", done, done, "RIGHT", "LEFT", f"{wait_s:.3f}")
+                return self.get_result(task_id)
+            entry = self._command("BLMOVE", done, done, "RIGHT", "LEFT", f"{wait_s:.3f}")
+            if entry is not None:
+                return _outcome(task_id, entry)
 
     def state(self, task_id: str) -> TaskState | None:
         """The task's state: its message's, else its stored result's, else None."""
@@ -331,6 +339,13 @@ def _pack(env: Envelope) -> bytes:
         f"{env.max_deliveries} {env.result_ttl_s!r} "
     )
     return b"".join((head.encode(), id_b, task_b, queue_b, env.body))
+
+
+def _outcome(task_id: str, entry: bytes) -> ResultRecord:
+    """A ``done`` list element, ``STATE FINISHED_AT TOKEN PAYLOAD`` (``store_result``
+    in ``lua/common.lua``), as a record."""
+    state, finished_at, _token, payload = entry.split(b" ", 3)
+    return ResultRecord(task_id, TaskState(state.decode()), payload, float(finished_at))
 
 
 def _text(value: bytes) -> str:

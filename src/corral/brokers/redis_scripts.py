@@ -38,7 +38,6 @@ SCRIPT_NAMES = (
     "register_worker",
     "requeue_dead",
     "reserve",
-    "result",
     "revoke",
     "send",
     "settle",

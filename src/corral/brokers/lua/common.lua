@@ -6,8 +6,9 @@
 --   P:s:QUEUE  zset   scheduled and retrying ids, score = due time
 --   P:l:QUEUE  zset   leased ids, score = lease deadline
 --   P:d:QUEUE  zset   dead letters, score = died_at
---   P:r:ID     hash   the stored outcome (expires after result_ttl_s)
---   P:done:ID  list   one element once the outcome exists; wait_result blocks on it
+--   P:done:ID  list   the stored outcome, one element "STATE FINISHED_AT TOKEN PAYLOAD"
+--                     (expires after result_ttl_s); wait_result blocks on it, and the
+--                     element that wakes it is the outcome itself
 --   P:results  zset   result ids by expiry time, trimmed by reserve and cleanup
 --   P:queues   set    every queue name seen
 local P = ARGV[1]
@@ -59,17 +60,21 @@ end
 
 local function store_result(id, state, payload, now, ttl_s, token)
   local ms = math.max(1, math.ceil(tonumber(ttl_s) * 1000))
-  local r = key('r', id)
-  redis.call('DEL', r)
-  redis.call('HSET', r, 'state', state, 'payload', payload, 'finished_at', now, 'token', token)
-  redis.call('PEXPIRE', r, ms)
-  -- Redis deletes the result itself; this index only lets cleanup() count expiries.
-  redis.call('ZADD', P .. ':results', now + ms / 1000, id)
-  -- The notification wait_result blocks on; it expires with the result.
   local d = key('done', id)
   redis.call('DEL', d)
-  redis.call('RPUSH', d, '1')
+  redis.call('RPUSH', d, state .. ' ' .. string.format('%.6f', now) .. ' ' .. token .. ' '
+    .. payload)
   redis.call('PEXPIRE', d, ms)
+  -- Redis deletes the result itself; this index only lets cleanup() count expiries.
+  redis.call('ZADD', P .. ':results', now + ms / 1000, id)
+end
+
+local function stored_outcome(id)
+  -- The stored outcome's state and token (strings), or nil when there is none.
+  local entry = redis.call('LINDEX', key('done', id), 0)
+  if not entry then return nil end
+  local state, token = string.match(entry, '^(%S+) %S+ (%S+) ')
+  return state, token
 end
 
 local function finish(id, m, state, payload, now)
@@ -87,7 +92,7 @@ local function bury(id, m, queue, final, reason, payload, now)
 end
 
 local function forget_result(id)
-  if redis.call('DEL', key('r', id), key('done', id)) > 0 then
+  if redis.call('DEL', key('done', id)) > 0 then
     redis.call('ZREM', P .. ':results', id)
   end
 end

@@ -7,8 +7,8 @@ local function replayed(id, token, state, settled)
   -- the connection broke, and the outcome then carries this token and state.
   if ARGV[2] ~= '1' then return false end
   if settled == token .. ':' .. state then return true end
-  local r = redis.call('HMGET', key('r', id), 'token', 'state')
-  return r[1] == token and r[2] == state
+  local stored, stored_token = stored_outcome(id)
+  return stored_token == token and stored == state
 end
 
 local function retry(id, m, queue, payload, due)

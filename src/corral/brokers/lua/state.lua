@@ -4,7 +4,7 @@ if again then return again end
 local id = ARGV[2]
 local f = redis.call('HMGET', key('m', id), 'state', 'final')
 if f[1] and f[1] ~= 'buried' then return f[1] end
-local stored = redis.call('HGET', key('r', id), 'state')
+local stored = stored_outcome(id)
 if stored then return stored end
 if f[1] == 'buried' then return f[2] end
 return nil
