@@ -169,7 +169,8 @@ class Pools:
             return
         for frame in frames:
             self._on_frame(pool, frame, ledger)
-        self._check_leftovers(pool)
+        # The leftover check waits for check_idle_leftovers, after the loop has settled
+        # these tasks: a caller waiting on a result must not wait for a cgroup read.
         if pool.writer.pending:
             self._watch_writes(pool, selector)
 
@@ -206,7 +207,11 @@ class Pools:
             log.debug("pool process %d leaving: %s", pool.pid, frame[2])
 
     def check_idle_leftovers(self) -> None:
-        """The leftover checks that waited for their turn (see _check_leftovers)."""
+        """Check each idle pool process's unit for what its finished tasks left running.
+
+        The loop calls this after settling and before dispatching: a pool process that
+        is idle now has no task of its own running, so every other member is a leftover.
+        """
         for pool in self.by_pid.values():
             self._check_leftovers(pool)
 

@@ -217,6 +217,8 @@ class Worker:
         for key, mask in self.selector.select(BUSY_TICK_S if busy else IDLE_TICK_S):
             self._on_event(key.data, mask)
         self._on_signals(self.signals.take())
+        self.ledger.flush()  # first: a caller may be waiting on these results
+        self.pools.check_idle_leftovers()  # before new tasks make the pools busy again
         self._reserve()
         self.pools.dispatch(self.ledger)
         self.ledger.flush()
@@ -255,7 +257,6 @@ class Worker:
         now = time.monotonic()
         self.pools.enforce_time_limits(self.ledger)
         self.pools.rebalance()
-        self.pools.check_idle_leftovers()
         if now >= self.next_renew:
             self.next_renew = now + self._renew_interval_s()
             self._renew_leases()
