@@ -422,3 +422,64 @@ def test_a_caller_chosen_id_is_accepted_before_send_returns(
     assert rb.wait_result("x", 0.05) is None
     rb.send([env("fresh")])  # a generated id: one push, accepted later
     assert raw.lrange(f"{prefix}:inbox", -1, -1)[0].endswith(b"b")
+
+
+# -- watching for ready messages (the worker's loop selects on the socket) --------------------
+def readable_within(fd: int, timeout_s: float) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], timeout_s)[0])
+
+
+@pytest.fixture
+def wb(rb: RedisBroker) -> RedisBroker:
+    """The broker with the wait_bound script loaded (a watch's first step is then one reply)."""
+    rb.wait_ready(["warm-up"], 0.0)
+    return rb
+
+
+def test_a_watch_ends_at_its_first_step_when_a_message_is_ready(wb: RedisBroker) -> None:
+    wb.send([env("a")])
+    watch = wb.watch_ready(["q"], 5.0)
+    assert readable_within(watch.fileno(), 5.0)  # the wait_bound reply: ready now
+    assert watch.finish() is True
+
+
+def test_a_watch_ends_when_a_message_is_sent(wb: RedisBroker) -> None:
+    watch = wb.watch_ready(["q"], 5.0)
+    assert readable_within(watch.fileno(), 5.0)
+    assert watch.finish() is False  # nothing ready: now blocked on the inbox
+    assert not readable_within(watch.fileno(), 0.3)
+    wb.send([env("a")])  # the same broker: the watch holds a connection of its own
+    assert readable_within(watch.fileno(), 5.0)
+    assert watch.finish() is True
+    assert [d.id for d in wb.reserve(["q"], 5, owner="w")] == ["a"]
+
+
+def test_a_watch_ends_when_a_scheduled_message_falls_due(wb: RedisBroker) -> None:
+    wb.send([env("later", delay_s=0.5)])
+    watch = wb.watch_ready(["q"], 30.0)
+    assert readable_within(watch.fileno(), 5.0)
+    assert watch.finish() is False
+    assert readable_within(watch.fileno(), 10.0)  # the bound, not the 30 s timeout
+    assert watch.finish() is True
+    assert [d.id for d in wb.reserve(["q"], 5, owner="w")] == ["later"]
+
+
+def test_a_watch_reloads_its_script_after_a_script_flush(rb: RedisBroker, raw: redis.Redis) -> None:
+    raw.script_flush()
+    watch = rb.watch_ready(["q"], 5.0)
+    assert readable_within(watch.fileno(), 5.0)
+    assert watch.finish() is False  # NOSCRIPT: the source was sent
+    assert readable_within(watch.fileno(), 5.0)
+    assert watch.finish() is False  # its answer: nothing ready, now blocked on the inbox
+    rb.send([env("a")])
+    assert readable_within(watch.fileno(), 5.0)
+    assert watch.finish() is True
+
+
+def test_a_cancelled_watch_leaves_the_broker_usable(wb: RedisBroker) -> None:
+    watch = wb.watch_ready(["q"], 5.0)
+    watch.cancel()
+    wb.send([env("a")])  # the cancelled wait's late reply is never read as this reply
+    assert [d.id for d in wb.reserve(["q"], 5, owner="w")] == ["a"]

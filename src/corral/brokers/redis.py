@@ -66,6 +66,7 @@ from corral.brokers.redis_connection import (
     with_url_options,
 )
 from corral.brokers.redis_scripts import Script, load_scripts
+from corral.brokers.redis_watch import InboxWatch
 from corral.errors import ConfigError
 from corral.results import TaskState
 
@@ -205,6 +206,15 @@ class RedisBroker(Broker):
                 # Something was sent (or nudged): the caller's reserve looks at once. A
                 # send to other queues costs it one empty reserve, not a second look here.
                 return
+
+    def watch_ready(self, queues: Sequence[str], timeout_s: float) -> InboxWatch:
+        """Start the wait of :meth:`wait_ready` without blocking (see redis_watch.py):
+        the caller selects on the watch's socket and calls its ``finish``."""
+        if not queues:
+            raise ConfigError("RedisBroker.watch_ready: no queues given")
+        argv = [self._prefix, *dict.fromkeys(queues)]
+        return InboxWatch(self._conn, self._scripts["wait_bound"], argv, self._inbox,
+                          timeout_s, self._options.block_slice_s)  # fmt: skip
 
     def extend(self, leases: Sequence[tuple[str, int]]) -> list[LeaseStatus]:
         """Renew leases by each message's ``lease_s`` from the server's clock."""

@@ -51,6 +51,7 @@ from redis.retry import Retry
 from corral.errors import BrokerError, BrokerUnavailable, ConfigError
 
 __all__ = [
+    "PendingReply",
     "RedisConnection",
     "RedisOptions",
     "command",
@@ -226,6 +227,30 @@ class RedisConnection:
             time.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
 
+    def begin(self, *args: Any) -> PendingReply:
+        """Send one command on a connection of its own, reply unread (see PendingReply)."""
+        deadline = time.monotonic() + self._options.connect_timeout_s
+        connection, _ = self._checkout(deadline)
+        pending = PendingReply(self, connection) if connection_open(connection) else None
+        if pending is None:  # a new or closed connection: connect it first
+            try:
+                _translated(lambda c: c.connect(), connection)  # type: ignore[no-untyped-call]
+            except BaseException:
+                self.abandon(connection)
+                raise
+            pending = PendingReply(self, connection)
+        pending.send(*args)
+        return pending
+
+    def give_back(self, connection: Connection) -> None:
+        """Return a connection whose every reply was read."""
+        self._idle.append((connection, True))
+
+    def abandon(self, connection: Connection) -> None:
+        """Close a connection whose reply will not be read; it reconnects when next used."""
+        connection.disconnect()  # type: ignore[no-untyped-call]
+        self._idle.append((connection, False))
+
     def close(self) -> None:
         """Disconnect this process's connections; later calls raise BrokerError."""
         if self._pid == os.getpid():
@@ -271,10 +296,89 @@ class RedisConnection:
         self._idle.extend((connection, False) for connection, _ in idle)
 
 
+class PendingReply:
+    """A connection of its own with a command in flight: the caller selects on
+    :meth:`fileno`, then reads the reply, may send the next command on the same
+    connection, and finally releases or cancels it."""
+
+    def __init__(self, owner: RedisConnection, connection: Connection) -> None:
+        self._owner = owner
+        self._connection: Connection | None = connection
+        sock = getattr(connection, "_sock", None)  # redis-py keeps the socket here
+        if sock is None:
+            raise BrokerError("RedisBroker: this redis-py connection exposes no socket")
+        self._fd: int = sock.fileno()
+
+    def fileno(self) -> int:
+        """Readable when the reply (or the connection's end) has arrived."""
+        return self._fd
+
+    def read(self) -> Any:
+        """The reply. An error reply raises redis-py's ResponseError (the connection
+        is still held and in step); a failed connection raises BrokerUnavailable."""
+        connection = self._held()
+        try:
+            return connection.read_response()
+        except ResponseError:
+            raise
+        except RedisError as error:
+            self.cancel()
+            raise _in_flight_error(error) from error
+        except BaseException:
+            self.cancel()
+            raise
+
+    def send(self, *args: Any) -> None:
+        """Send the next command on the same connection."""
+        try:
+            _send(self._held(), args)
+        except (RedisError, OSError) as error:
+            self.cancel()
+            raise _in_flight_error(error) from error
+        except BaseException:
+            self.cancel()
+            raise
+
+    def release(self) -> None:
+        """Give the connection back, in step (every reply was read)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._owner.give_back(connection)
+
+    def cancel(self) -> None:
+        """Close the connection: a reply in flight will never be read."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._owner.abandon(connection)
+
+    def _held(self) -> Connection:
+        if self._connection is None:
+            raise BrokerError("RedisBroker: this pending reply was already released")
+        return self._connection
+
+
 def command(connection: Connection, *args: Any) -> Any:
     """Send one command on ``connection`` and read its reply (raw RESP2 values)."""
-    connection.send_command(*args, check_health=False)  # type: ignore[no-untyped-call]
+    _send(connection, args)
     return connection.read_response()
+
+
+def connection_open(connection: Connection) -> bool:
+    """True when redis-py's connection has a socket."""
+    return getattr(connection, "_sock", None) is not None
+
+
+def _in_flight_error(error: RedisError | OSError) -> BrokerError:
+    """corral's error for a failure while a PendingReply was in flight."""
+    if isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError)):
+        return BrokerUnavailable(
+            f"Redis is unreachable ({error}); check that the server runs and the URL is right"
+        )
+    return BrokerError(f"Redis failed a corral command: {error}")
+
+
+def _send(connection: Connection, args: tuple[Any, ...]) -> None:
+    connection.send_command(*args, check_health=False)  # type: ignore[no-untyped-call]
 
 
 class OutageLog:

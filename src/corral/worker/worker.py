@@ -1,9 +1,11 @@
 """The worker main: reserve, dispatch to pool processes, settle, renew, supervise.
 
-One thread runs the loop; a second only blocks on the broker's ``wait_ready``
-when there is nothing to reserve, and wakes the loop through a pipe. Only the
-main talks to the broker (pool processes never do), so leases are renewed here
-and a task that holds its pool process's GIL for minutes keeps its lease.
+One thread runs the loop. When there is nothing to reserve it waits for the
+broker through its selector (corral.worker.ready: on the broker's own socket
+where the broker allows it, else through a thread that blocks on
+``wait_ready``). Only the main talks to the broker (pool processes never do),
+so leases are renewed here and a task that holds its pool process's GIL for
+minutes keeps its lease.
 
 Signals (handlers only record; the loop acts):
 TERM/INT warm stop; second INT or QUIT cold stop; HUP reload.
@@ -11,14 +13,12 @@ TERM/INT warm stop; second INT or QUIT cold stop; HUP reload.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import select
 import selectors
 import signal
 import socket
-import threading
 import time
 import uuid
 from typing import Any
@@ -36,6 +36,7 @@ from corral.worker.config import WorkerConfig
 from corral.worker.ledger import Held, Ledger
 from corral.worker.pool import PoolHandle, PoolSpec
 from corral.worker.pools import Pools
+from corral.worker.ready import make_waiter
 from corral.worker.tree import worker_details
 
 __all__ = ["Worker"]
@@ -81,7 +82,7 @@ class Worker:
         self.pools = Pools(spec, config, app.codec, self._on_frame, self.containment)
         self.selector = selectors.DefaultSelector()
         self.signals = SignalRecorder()
-        self.waiter = _ReadyWaiter(app, config.queues)
+        self.waiter = make_waiter(app, config.queues)
         self.stopping = False
         self.stop_deadline = 0.0
         self.waiting_for_messages = False
@@ -108,7 +109,7 @@ class Worker:
         self.selector.register(self.signals.fd, selectors.EVENT_READ, "signals")
         self.containment.reaper.install_sigchld()
         self.selector.register(self.containment.reaper.fileno(), selectors.EVENT_READ, "reaper")
-        self.selector.register(self.waiter.fd, selectors.EVENT_READ, "waiter")
+        self.waiter.register(self.selector)
         if not self._register():
             return
         self.waiter.start()
@@ -219,15 +220,17 @@ class Worker:
         self._on_signals(self.signals.take())
         self.ledger.flush()  # first: a caller may be waiting on these results
         self.pools.check_idle_leftovers()  # before new tasks make the pools busy again
-        self._reserve()
+        wait = self._reserve()
         self.pools.dispatch(self.ledger)
         self.ledger.flush()
+        if wait:  # after the dispatch: starting a wait may cost a broker round trip
+            self.waiter.request()
         self._on_schedule()
 
     def _on_event(self, data: Any, mask: int) -> None:
         if data == "waiter":
-            self.waiter.drain()
-            self.waiting_for_messages = False
+            if self.waiter.on_event():
+                self.waiting_for_messages = False
         elif data == "reaper":
             self.containment.reaper.wait_sigchld(timeout_s=0)
         elif isinstance(data, PoolHandle):
@@ -236,22 +239,23 @@ class Worker:
             if mask & selectors.EVENT_READ:
                 self.pools.read(data, self.selector, self.ledger)
 
-    def _reserve(self) -> None:
+    def _reserve(self) -> bool:
+        """Lease what the pool processes have room for; True when the broker had
+        fewer messages than that, so the loop should wait for more."""
         if self.stopping or self.waiting_for_messages or not self.pools.accepting:
-            return
+            return False
         target = self.pools.capacity() + self.config.concurrency * self.config.prefetch
         room = target - len(self.ledger)
         if room < max(1, target // 4):
-            return
+            return False
         try:
             deliveries = self.broker.reserve(self.config.queues, room, owner=self.id)
         except BrokerError as error:
             log.warning("could not reserve from %s: %s", redacted(self.app.broker_url), error)
             deliveries = []
         self.ledger.add(deliveries)
-        if len(deliveries) < room:
-            self.waiting_for_messages = True
-            self.waiter.request()
+        self.waiting_for_messages = len(deliveries) < room
+        return self.waiting_for_messages
 
     def _on_schedule(self) -> None:
         now = time.monotonic()
@@ -363,60 +367,3 @@ def redacted(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-class _ReadyWaiter:
-    """A thread that blocks on ``broker.wait_ready`` and wakes the loop through a pipe."""
-
-    def __init__(self, app: Corral, queues: tuple[str, ...]) -> None:
-        self._url = app.broker_url
-        self._queues = queues
-        self._wanted = threading.Event()
-        self._stopped = False
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        self._thread = threading.Thread(target=self._run, name="corral-ready-waiter", daemon=True)
-
-    @property
-    def fd(self) -> int:
-        """Readable when messages may be ready."""
-        return self._read_fd
-
-    def start(self) -> None:
-        """Start the thread."""
-        self._thread.start()
-
-    def request(self) -> None:
-        """Ask for one wake-up when messages may be ready."""
-        self._wanted.set()
-
-    def drain(self) -> None:
-        """Consume wake-up bytes."""
-        with contextlib.suppress(BlockingIOError):
-            os.read(self._read_fd, 512)
-
-    def stop(self) -> None:
-        """Stop the thread (it notices within one wait)."""
-        self._stopped = True
-        self._wanted.set()
-        if self._thread.ident is not None:  # never started: the broker was never reached
-            self._thread.join(timeout=3.0)
-
-    def _run(self) -> None:
-        from corral.brokers import broker_from_url
-
-        broker = broker_from_url(self._url)
-        try:
-            while not self._stopped:
-                self._wanted.wait()
-                self._wanted.clear()
-                if self._stopped:
-                    break
-                try:
-                    broker.wait_ready(self._queues, 1.0)
-                except BrokerError as error:
-                    log.warning("waiting for messages failed: %s", error)
-                    time.sleep(1.0)
-                os.write(self._write_fd, b"!")
-        finally:
-            broker.close()

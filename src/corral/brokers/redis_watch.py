@@ -1,0 +1,92 @@
+"""The Redis broker's inbox watch: a wait for ready messages that never blocks its caller.
+
+It is :meth:`RedisBroker.wait_ready` cut into steps the worker's loop drives
+from its selector, on a connection of the watch's own:
+
+1. ``wait_bound`` (a script): accepts the inbox and answers how long until a
+   message may be deliverable (0: now; -1: nothing scheduled or leased);
+2. unless that is now, ``BLMOVE`` of the inbox onto itself, bounded by it:
+   its reply arrives when something is sent, a script nudges, or the bound
+   passes.
+
+Each step's reply makes the socket readable; :meth:`InboxWatch.finish` reads it
+and sends the next step, so the loop never waits on a round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from corral.brokers.redis_connection import PendingReply, RedisConnection
+from corral.brokers.redis_scripts import AGAIN, Script
+from corral.brokers.watch import ReadyWatch
+from corral.errors import BrokerError
+
+__all__ = ["InboxWatch"]
+
+MIN_BLOCK_S = 0.001  # Redis reads a blocking timeout of 0 as "forever"
+
+
+class InboxWatch(ReadyWatch):
+    """A started wait on the inbox (see the module docstring)."""
+
+    def __init__(
+        self,
+        conn: RedisConnection,
+        bound: Script,
+        argv: Sequence[Any],
+        inbox: str,
+        timeout_s: float,
+        max_block_s: float,
+    ) -> None:
+        self._bound = bound
+        self._argv = list(argv)
+        self._inbox = inbox
+        self._deadline = time.monotonic() + timeout_s
+        self._max_block_s = max_block_s
+        self._blocking = False
+        self._pending: PendingReply = conn.begin("EVALSHA", bound.sha, 0, *self._argv)
+
+    def fileno(self) -> int:
+        """Readable when the current step's reply has arrived."""
+        return self._pending.fileno()
+
+    def finish(self) -> bool:
+        """Read the step's reply: True when the wait has ended, False when the next
+        step was sent (keep selecting on :meth:`fileno`)."""
+        try:
+            reply = self._pending.read()
+        except NoScriptError:  # a restarted or flushed Redis: send the source once
+            self._pending.send("EVAL", self._bound.source, 0, *self._argv)
+            return False
+        except ResponseError as error:
+            if str(error) == AGAIN:  # a backlog beyond one batch: accept the next one
+                self._pending.send("EVALSHA", self._bound.sha, 0, *self._argv)
+                return False
+            self._pending.release()
+            raise BrokerError(f"Redis refused a corral command: {error}") from error
+        if self._blocking:
+            self._pending.release()
+            return True
+        return not self._block(float(reply))
+
+    def cancel(self) -> None:
+        """Abandon the wait; its connection is closed."""
+        self._pending.cancel()
+
+    def _block(self, bound_s: float) -> bool:
+        """Send the blocking step; False (the wait is over) when there is no time left."""
+        wait_s = self._deadline - time.monotonic()
+        if bound_s >= 0:
+            wait_s = min(wait_s, bound_s)
+        if wait_s < MIN_BLOCK_S:
+            self._pending.release()
+            return False
+        wait_s = min(wait_s, self._max_block_s)
+        self._blocking = True
+        self._pending.send("BLMOVE", self._inbox, self._inbox, "RIGHT", "RIGHT", f"{wait_s:.3f}")
+        return True
