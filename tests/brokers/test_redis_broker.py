@@ -483,3 +483,28 @@ def test_a_cancelled_watch_leaves_the_broker_usable(wb: RedisBroker) -> None:
     watch.cancel()
     wb.send([env("a")])  # the cancelled wait's late reply is never read as this reply
     assert [d.id for d in wb.reserve(["q"], 5, owner="w")] == ["a"]
+
+
+def test_one_push_of_mixed_envelopes_keeps_each_ones_fields(rb: RedisBroker) -> None:
+    batch = [
+        env("a1", task="t.a", queue="qa", priority=3, lease_s=7.5, result_ttl_s=60.0),
+        env("b1", task="t.b", queue="qb", priority=-2, max_deliveries=9),
+        env("a2", task="t.a", queue="qa", priority=3, lease_s=7.5, result_ttl_s=60.0),
+        env("long-id-" + "x" * 100, task="t.a", queue="qa", priority=3, body=b"\r\n$5\r\n"),
+    ]
+    rb.send(batch)
+    got = {d.id: d for d in rb.reserve(["qa", "qb"], 10, owner="w")}
+    assert set(got) == {e.id for e in batch}
+    for sent in batch:
+        d = got[sent.id]
+        assert (d.task, d.queue, d.priority, d.body, d.lease_s) == (
+            sent.task, sent.queue, sent.priority, sent.body, sent.lease_s
+        )  # fmt: skip
+
+
+def test_an_out_of_range_priority_is_refused_before_anything_is_sent(
+    rb: RedisBroker, raw: redis.Redis, prefix: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"t: priority 5000 is out of range"):
+        rb.send([env("ok"), env("bad", priority=5000)])
+    assert raw.llen(f"{prefix}:inbox") == 0

@@ -55,6 +55,7 @@ __all__ = [
     "RedisConnection",
     "RedisOptions",
     "command",
+    "send_packed",
     "split_url_options",
     "with_url_options",
 ]
@@ -360,6 +361,12 @@ class PendingReply:
 def command(connection: Connection, *args: Any) -> Any:
     """Send one command on ``connection`` and read its reply (raw RESP2 values)."""
     _send(connection, args)
+    return connection.read_response()
+
+
+def send_packed(connection: Connection, request: bytes) -> Any:
+    """Send one command already packed in RESP and read its reply."""
+    connection.send_packed_command([request], check_health=False)  # type: ignore[no-untyped-call]
     return connection.read_response()
 
 
