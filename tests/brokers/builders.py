@@ -26,6 +26,14 @@ def envelope(task_id: str, **options: object) -> Envelope:
     return Envelope(**fields)  # type: ignore[arg-type]
 
 
+def plain_envelope(task_id: str, **options: object) -> Envelope:
+    """An envelope for task ``t`` on queue ``q`` with body ``b`` and a generated id."""
+    fields: dict[str, object] = {"id": task_id, "task": "t", "queue": "q", "body": b"b"}
+    fields["new_id"] = True
+    fields.update(options)
+    return Envelope(**fields)  # type: ignore[arg-type]
+
+
 def send_ids(broker: Broker, ids: Sequence[str], **options: object) -> None:
     """Send one envelope per id, in one batch."""
     broker.send([envelope(task_id, **options) for task_id in ids])

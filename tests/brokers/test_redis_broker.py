@@ -12,10 +12,11 @@ import pytest
 import redis
 
 from corral.brokers import broker_from_url
-from corral.brokers.base import Envelope, LeaseStatus, Settlement
+from corral.brokers.base import LeaseStatus, Settlement
 from corral.brokers.redis import RedisBroker
 from corral.errors import BrokerError, ConfigError
 from corral.results import TaskState
+from tests.brokers.builders import plain_envelope as env
 from tests.helpers.procs import poll_for
 
 
@@ -36,18 +37,6 @@ def raw(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
-
-
-def env(task_id: str, **options: object) -> Envelope:
-    fields: dict[str, object] = {
-        "id": task_id,
-        "task": "t",
-        "queue": "q",
-        "body": b"b",
-        "new_id": True,
-    }
-    fields.update(options)
-    return Envelope(**fields)  # type: ignore[arg-type]
 
 
 def calls(raw: redis.Redis, command: str) -> int:

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from corral.brokers.base import Envelope, Settlement
+from corral.brokers.base import Settlement
 from corral.brokers.redis import RedisBroker
 from corral.errors import BrokerUnavailable, ConfigError
 from corral.results import TaskState
+from tests.brokers.builders import plain_envelope as env
 from tests.helpers.redis_server import (
     RedisServer,
     free_port,
@@ -30,18 +31,6 @@ from tests.helpers.redis_server import (
 pytestmark = pytest.mark.skipif(
     redis_server_binary() is None, reason="redis-server is not installed"
 )
-
-
-def env(task_id: str, **options: object) -> Envelope:
-    fields: dict[str, object] = {
-        "id": task_id,
-        "task": "t",
-        "queue": "q",
-        "body": b"b",
-        "new_id": True,
-    }
-    fields.update(options)
-    return Envelope(**fields)  # type: ignore[arg-type]
 
 
 def roundtrip(broker: RedisBroker) -> None:
