@@ -175,3 +175,10 @@ def start_helpers(kept_pid_file: str, plain_pid_file: str) -> str:
     command = f"nohup sleep 300 >/dev/null 2>&1 & echo $! > {plain_pid_file}"
     subprocess.run(["sh", "-c", command], check=True)
     return "started"
+
+
+@app.task
+def unwaited_children(count: int) -> list[int]:
+    """Start ``count`` short children and never wait for them: once they exit they are
+    zombies of the pool process until it reaps them."""
+    return [os.posix_spawn("/bin/true", ["true"], dict(os.environ)) for _ in range(count)]

@@ -170,3 +170,38 @@ def test_worker_main_reaps_orphans_no_zombies(wenv: WorkerEnv) -> None:
     assert [h.get(timeout_s=60) for h in handles] == [5] * 20
     assert poll_for(lambda: not zombies_under(w.pid), timeout_s=10), zombies_under(w.pid)
     assert w.stop() == 0
+
+
+def test_pool_processes_reap_the_children_their_tasks_did_not_wait_for(
+    wenv: WorkerEnv,
+) -> None:
+    """The pool process reaps after a SIGCHLD (not a waitid per task): children a task
+    left unwaited do not stay <defunct> under it."""
+    w = wenv.start("-c", "1")
+    pids = wenv.module.unwaited_children.delay(5).get(timeout_s=60)
+    assert len(pids) == 5
+    assert poll_for(lambda: not (set(pids) & set(zombies_under(w.pid))), timeout_s=10), (
+        zombies_under(w.pid)
+    )
+    assert w.stop() == 0
+
+
+def test_negative_control_unwaited_children_are_zombies_without_a_reaper() -> None:
+    """The check above can fail: a process that does not reap keeps them <defunct>."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, time\n"
+        "pids = [os.posix_spawn('/bin/true', ['true'], dict(os.environ)) for _ in range(3)]\n"
+        "print(' '.join(map(str, pids)), flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        pids = [int(p) for p in holder.stdout.readline().split()]
+        assert poll_for(lambda: set(pids) <= set(zombies_under(holder.pid)), timeout_s=10)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

@@ -15,9 +15,9 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from types import TracebackType
 
-__all__ = ["FORK_ESCAPE_EXIT_CODE", "ForkGuard"]
+__all__ = ["FORK_ESCAPE_EXIT_CODE", "ForkGuard", "TaskScope"]
 
 FORK_ESCAPE_EXIT_CODE = 70  # EX_SOFTWARE: an internal error, not the task's result
 
@@ -40,11 +40,13 @@ class ForkGuard:
         self.enabled = enabled
         self._exit_code = exit_code
         self._task: str | None = None
+        self._pid = os.getpid()  # kept current by the at-fork hook
         self._entered_pid: int | None = None
         self._forked_in: str | None = None
 
     def install(self) -> ForkGuard:
         """Register the at-fork hook (once per interpreter; guards share it)."""
+        self._pid = os.getpid()  # made before a fork the hook did not yet see, perhaps
         with _guards_lock:
             if not _hook["registered"]:
                 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -59,6 +61,7 @@ class ForkGuard:
             _guards.remove(self)
 
     def _mark_forked(self) -> None:
+        self._pid = os.getpid()
         if self._task is not None:
             self._forked_in = self._task
 
@@ -67,21 +70,20 @@ class ForkGuard:
         """In a process forked during a task: that task's name; otherwise None."""
         return self._forked_in
 
-    @contextlib.contextmanager
-    def task_scope(self, task_name: str) -> Iterator[None]:
+    def task_scope(self, task_name: str) -> TaskScope:
         """Run a task; a forked copy of this process that leaves the scope is ended."""
-        self._task, self._entered_pid = task_name, os.getpid()
-        try:
-            yield
-        except BaseException as e:
-            self._end_if_escaped(task_name, f"raised {type(e).__name__}: {e}")
-            raise
-        else:
-            self._end_if_escaped(task_name, "returned")
-        finally:
-            self._task = None
+        return TaskScope(self, task_name)
+
+    def _enter(self, task_name: str) -> None:
+        self._task, self._entered_pid = task_name, self._pid
+
+    def _leave(self, task_name: str, error: BaseException | None) -> None:
+        self._task = None
+        how = "returned" if error is None else f"raised {type(error).__name__}: {error}"
+        self._end_if_escaped(task_name, how)
 
     def _end_if_escaped(self, task_name: str, how: str) -> None:
+        # One getpid per task: a fork the hook did not see (a C library's) still shows.
         escaped = self._forked_in is not None or os.getpid() != self._entered_pid
         if not (self.enabled and escaped):
             return
@@ -98,6 +100,28 @@ class ForkGuard:
         )
         _flush_everything()
         os._exit(self._exit_code)
+
+
+class TaskScope:
+    """The context of one task under a ForkGuard (a class, not a generator: it runs
+    around every task, and a generator-based context manager cost several times more)."""
+
+    __slots__ = ("_guard", "_task_name")
+
+    def __init__(self, guard: ForkGuard, task_name: str) -> None:
+        self._guard = guard
+        self._task_name = task_name
+
+    def __enter__(self) -> None:
+        self._guard._enter(self._task_name)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._guard._leave(self._task_name, error)
 
 
 def _flush_everything() -> None:

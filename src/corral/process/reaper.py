@@ -88,6 +88,9 @@ class Reaper:
         self._pipe: tuple[int, int] | None = None
         self._previous_handler: Any = None
         self._owner_pid = os.getpid()
+        self.sigchld_count = 0
+        """SIGCHLDs seen since install_sigchld(): a loop that reaps only when it changed
+        skips a waitid per iteration (the handler only counts and writes a byte)."""
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -236,6 +239,7 @@ class Reaper:
         self._pipe = None
 
     def _on_sigchld(self, signum: int, frame: FrameType | None) -> None:
+        self.sigchld_count += 1
         if self._pipe is None:
             return
         with contextlib.suppress(BlockingIOError):  # a full pipe already means "wake up"
@@ -252,10 +256,14 @@ class Reaper:
         ready, _, _ = select.select([self.fileno()], [], [], timeout_s)
         if not ready:
             return False
+        self.drain_sigchld()
+        return True
+
+    def drain_sigchld(self) -> None:
+        """Consume the wake-up bytes of SIGCHLDs already seen."""
         with contextlib.suppress(BlockingIOError):
             while os.read(self.fileno(), 512):
                 pass
-        return True
 
     def statistics(self) -> ReaperStatistics:
         """Counts for status output."""
