@@ -2,14 +2,19 @@
 
     make bench        # builds bench/.venvs/<peer> (pinned), then runs this
     .venv/bin/python bench/compare.py [--tasks 20000] [--round-trips 500] [--repeats 3]
-                                      [--only corral,huey,raw] [--budget-s 30]
+                                      [--protection-repeats 9]
+                                      [--only corral,huey,raw] [--workloads processing]
+                                      [--budget-s 30] [--output DIR]
 
 Starts one private redis-server on a free port and runs every workload for every
 system, one after another in this one run: per-call enqueue, bulk enqueue, processing
 (2 worker processes), round trip, client memory, and the floor (raw redis-py and
-``redis-benchmark``). Each system runs in its own virtualenv (the peers pin
-incompatible redis-py versions) through ``bench/peers/run.py``, which prints one JSON
-line; each has its own Redis database, flushed before every run. The repeated
+``redis-benchmark``). corral's processing and round trip also run with
+``--containment subreaper`` and with its protections taken out
+(bench/peers/corral_unprotected.py: bench only), for what they cost. Each system runs
+in its own virtualenv (the peers pin incompatible redis-py versions) through
+``bench/peers/run.py``, which prints one JSON line; each has its own Redis database,
+flushed before every run. The repeated
 workloads are interleaved (repetition 1 of every system, then repetition 2, ...), so
 that the machine's other load weighs on all alike. Writes bench/results/results.json
 (raw) and bench/results/RESULTS.md (tables, ratios, spread, targets).
@@ -46,7 +51,9 @@ CORRAL_PY = REPO / ".venv" / "bin" / "python"
 VENVS = HERE / ".venvs"
 RESULTS = HERE / "results"
 WORKLOADS = ("enqueue", "bulk", "processing", "round_trip", "memory")
+FLOOR = "floor"
 ONCE = ("memory",)
+PROTECTION_SYSTEMS = ("corral", "corral-subreaper", "corral-off")
 MARKER_KEY = "CORRAL_BENCH_RUN"
 
 
@@ -77,6 +84,11 @@ SYSTEMS = (
     System("corral-subreaper", "corral (subreaper)", "Redis", "corral", str(CORRAL_PY),
            "corral_bench", 2, containment="subreaper", workloads=("processing", "round_trip"),
            notes="the same with --containment subreaper (the fallback without cgroups)"),
+    System("corral-off", "corral (protections off)", "Redis", "corral", str(CORRAL_PY),
+           "corral_bench", 11, containment="off", workloads=("processing", "round_trip"),
+           notes="the same worker with containment, leftover checks, fork guard, orphan "
+           "reaping and lease renewal taken out by bench/peers/corral_unprotected.py "
+           "(bench only: corral has no such switch)"),
     System("celery", "Celery", "Redis", "peer", peer_python("celery"), "celery_bench", 3,
            notes="worker -c 2 (prefork); result backend on the same Redis"),
     System("rq", "RQ", "Redis", "peer", peer_python("rq"), "rq_bench", 4,
@@ -104,10 +116,16 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--round-trips", type=int, default=500)
     parser.add_argument("--memory-sends", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--protection-repeats", type=int, default=9,
+                        help="processing runs of corral with and without its protections: "
+                             "their cost is a difference of a few percent between noisy "
+                             "figures, so it takes more runs than a ranking")  # fmt: skip
     parser.add_argument("--budget-s", type=float, default=30.0,
                         help="longest a processing run is timed (a slower system's rate "
                              "is measured on the tasks it did by then)")  # fmt: skip
     parser.add_argument("--only", default="", help="comma-separated system keys")
+    parser.add_argument("--workloads", default="",
+                        help=f"comma-separated, of {', '.join((*WORKLOADS, FLOOR))}")  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args()
 
@@ -119,6 +137,16 @@ def chosen(args: argparse.Namespace) -> list[System]:
         valid = ", ".join(system.key for system in SYSTEMS)
         sys.exit(f"--only: unknown system(s) {sorted(unknown)}; valid: {valid}")
     return [system for system in SYSTEMS if not keys or system.key in keys]
+
+
+def chosen_workloads(args: argparse.Namespace) -> tuple[str, ...]:
+    """The workloads to run, in their fixed order (all by default)."""
+    names = {name for name in args.workloads.split(",") if name}
+    every = (*WORKLOADS, FLOOR)
+    unknown = names - set(every)
+    if unknown:
+        sys.exit(f"--workloads: unknown workload(s) {sorted(unknown)}; valid: {', '.join(every)}")
+    return tuple(name for name in every if not names or name in names)
 
 
 class Bench:
@@ -183,25 +211,37 @@ def key_report(url: str, systems: list[System]) -> dict[str, list[dict[str, Any]
             for system in systems if system.store == "Redis"}  # fmt: skip
 
 
-def measure(bench: Bench, systems: list[System]) -> dict[str, Any]:
+def repeats(args: argparse.Namespace, system: System, workload: str) -> int:
+    """How many times ``system`` runs ``workload`` (0: not at all)."""
+    if workload not in system.workloads:
+        return 0
+    if workload in ONCE:
+        return 1
+    if workload == "processing" and system.key in PROTECTION_SYSTEMS:
+        return max(args.repeats, args.protection_repeats)
+    return int(args.repeats)
+
+
+def measure(bench: Bench, systems: list[System], workloads: tuple[str, ...]) -> dict[str, Any]:
     keys: dict[str, list[dict[str, Any]]] = {}
-    for workload in WORKLOADS:
-        repeats = 1 if workload in ONCE else bench.args.repeats
-        for rep in range(1, repeats + 1):
+    for workload in (w for w in WORKLOADS if w in workloads):
+        runs = {system.key: repeats(bench.args, system, workload) for system in systems}
+        for rep in range(1, max(runs.values(), default=0) + 1):
             for system in systems:
-                if workload in system.workloads:
+                if rep <= runs[system.key]:
                     bench.run(system, workload, rep)
         if workload == "round_trip":
             keys = key_report(bench.url, systems)
-    floor = [system for system in systems if system.kind == "floor"]
+    floor = [system for system in systems if system.kind == "floor" and FLOOR in workloads]
     for system in floor:
-        bench.run(system, "floor", 1)
+        bench.run(system, FLOOR, 1)
     return keys
 
 
 def main() -> None:
     args = parse()
     systems = chosen(args)
+    workloads = chosen_workloads(args)
     args.output.mkdir(parents=True, exist_ok=True)
     log = args.output / "compare.log"
     log.write_text("")
@@ -209,7 +249,7 @@ def main() -> None:
     machine = report.machine()
     with running_redis() as server:
         bench = Bench(server.url, args, log)
-        keys = measure(bench, systems)
+        keys = measure(bench, systems, workloads)
         machine["redis_server"] = report.redis_version(server.client())
     leftovers = bench.leftovers()
     results = {

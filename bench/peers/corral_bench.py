@@ -2,7 +2,8 @@
 enqueue loops), so that this table and that benchmark measure the same thing.
 
 Worker: ``corral worker -c 2`` with ``--containment`` from the driver (``cgroup`` or
-``subreaper``: containment cannot be switched off, so these are the two modes compared).
+``subreaper``), or with ``off`` the same worker with its protections taken out by
+corral_unprotected.py (corral itself has no such switch).
 Bulk: ``send_many``. Done: the broker's queue statistics (ready + scheduled + running
 is zero only once every task was acknowledged, after it ran). Memory: the client of
 tests/apps/send_forever.py (results never read).
@@ -29,8 +30,12 @@ atexit.register(shutil.rmtree, R.TASKS_DIR, ignore_errors=True)
 
 
 def worker(url: str, containment: str) -> list[harness.Command]:
-    argv = [sys.executable, "-m", "corral.cli.main", "worker", "bench_tasks:app", "-c", "2",
-            "--log-level", "WARNING", "--containment", containment]  # fmt: skip
+    """``corral worker -c 2``; with containment ``off``, through corral_unprotected.py."""
+    options = ["worker", "bench_tasks:app", "-c", "2", "--log-level", "WARNING"]
+    if containment == "off":
+        argv = [sys.executable, str(harness.PEERS_DIR / "corral_unprotected.py"), *options]
+    else:
+        argv = [sys.executable, "-m", "corral.cli.main", *options, "--containment", containment]
     return [harness.Command(argv, env=R.child_env(url), cwd=R.TASKS_DIR)]
 
 

@@ -7,7 +7,8 @@ turn them into the same five figures for everyone:
 
 - ``enqueue_rate``: sends per second from one client, one call each;
 - ``bulk_rate``: sends per second through the system's many-at-once API, batches of 1,000;
-- ``processing_rate``: tasks per second from the first done until all ``n`` are done;
+- ``processing_rate``: tasks per second from the first done until all ``n`` are done,
+  and the CPU the worker processes spent per task meanwhile;
 - ``round_trip_ms``: p50 and p99 of sequential send-then-wait-for-the-result;
 - ``memory_mb_per_10k``: the client's RSS growth per 10,000 sends, results never read.
 
@@ -36,6 +37,7 @@ WARMUP_SENDS = 5000
 WARMUP_CALLS = 20
 POLL_S = 0.01
 PR_SET_CHILD_SUBREAPER = 36
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PEERS_DIR = Path(__file__).resolve().parent
 BENCH_DIR = PEERS_DIR.parent
 
@@ -105,7 +107,8 @@ def bulk_rate(send_many: Callable[[range], object], n: int) -> dict[str, float]:
 def processing_rate(
     commands: list[Command], done: Callable[[], int], n: int, *, budget_s: float
 ) -> dict[str, float]:
-    """Start the workers on ``n`` queued tasks; tasks per second from the first done."""
+    """Start the workers on ``n`` queued tasks; tasks per second from the first done, and
+    the CPU time of the workers' process trees per task over the same time."""
     workers = [start(command) for command in commands]
 
     def done_while_running() -> int:
@@ -114,26 +117,36 @@ def processing_rate(
             raise RuntimeError(f"every worker exited (codes {codes}) before the tasks were done")
         return done()
 
+    def cpu_s() -> float:
+        return tree_cpu_s(worker.pid for worker in workers)
+
     try:
-        return timed_from_first(n, done_while_running, budget_s=budget_s)
+        return timed_from_first(n, done_while_running, budget_s=budget_s, cpu_s=cpu_s)
     finally:
         stop_all(workers)
 
 
-def timed_from_first(n: int, done: Callable[[], int], *, budget_s: float) -> dict[str, float]:
+def timed_from_first(
+    n: int, done: Callable[[], int], *, budget_s: float, cpu_s: Callable[[], float]
+) -> dict[str, float]:
     """Items per second from the first one done (worker start-up excluded) until ``n`` are,
-    or until ``budget_s`` passed: a slow system's steady rate is measured on what it did."""
+    or until ``budget_s`` passed: a slow system's steady rate is measured on what it did.
+    ``cpu_s`` (the workers' CPU seconds so far) gives the CPU microseconds per item."""
     deadline = time.monotonic() + budget_s
     while (first := done()) == 0:
         check_deadline(deadline, "no task was done")
         time.sleep(0.001)
     started = time.perf_counter()
+    cpu_before_s = cpu_s()
     deadline = time.monotonic() + budget_s
     while (count := done()) < n and time.monotonic() < deadline:
         time.sleep(POLL_S)
     elapsed_s = time.perf_counter() - started
-    return {"per_s": (count - first) / elapsed_s, "timed_tasks": count - first,
-            "timed_s": elapsed_s, "all_done": float(count >= n)}  # fmt: skip
+    cpu_used_s = cpu_s() - cpu_before_s
+    timed = count - first
+    return {"per_s": timed / elapsed_s, "timed_tasks": timed, "timed_s": elapsed_s,
+            "all_done": float(count >= n),
+            "cpu_us_per_task": cpu_used_s * 1e6 / timed if timed else 0.0}  # fmt: skip
 
 
 def check_deadline(deadline: float, progress: str) -> None:
@@ -172,6 +185,38 @@ def memory_mb_per_10k(send: Callable[[int], object], count: int) -> dict[str, fl
     for i in range(count):
         send(i)
     return {"mb_per_10k": (rss_bytes() - before) / (1 << 20) * 10_000 / count}
+
+
+def tree_cpu_s(roots: Iterable[int]) -> float:
+    """User + system CPU seconds of ``roots`` and all their live descendants, including
+    what their reaped children used (/proc/PID/stat, in clock ticks of 10 ms)."""
+    parent_of: dict[int, int] = {}
+    cpu_of: dict[int, float] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (stat := cpu_stat(int(name))) is not None:
+            parent_of[int(name)], cpu_of[int(name)] = stat
+    children: dict[int, list[int]] = {}
+    for pid, parent in parent_of.items():
+        children.setdefault(parent, []).append(pid)
+    total_s, stack, seen = 0.0, list(roots), set()
+    while stack:
+        pid = stack.pop()
+        if pid not in seen:
+            seen.add(pid)
+            total_s += cpu_of.get(pid, 0.0)
+            stack.extend(children.get(pid, ()))
+    return total_s
+
+
+def cpu_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, utime + stime + cutime + cstime in seconds); None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
+    return int(fields[1]), sum(int(ticks) for ticks in fields[11:15]) / CLOCK_TICKS
 
 
 def rss_bytes() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from report import Summary, best_peer, median
+from report import Summary, best_peer, median, protection_cost
 
 Verdict = tuple[str, str, bool | None]
 
@@ -13,7 +13,7 @@ def evaluate(results: dict[str, Any], summary: Summary) -> list[Verdict]:
     """Every target, in the issue's order; ``None`` where a figure is missing."""
     return [processing(results, summary), processing_floor(summary),
             *enqueue(results, summary), bulk(summary), *round_trip(summary), memory(summary),
-            result_keys(results), containment(summary), sqlite(summary)]  # fmt: skip
+            result_keys(results), protections(summary), sqlite(summary)]  # fmt: skip
 
 
 def verdict(target: str, ours: float | None, theirs: float | None, factor: float,
@@ -85,13 +85,20 @@ def result_keys(results: dict[str, Any]) -> Verdict:
     return target, measured, not lasting
 
 
-def containment(summary: Summary) -> Verdict:
+def protections(summary: Summary) -> Verdict:
+    """Met on the cgroup run (the default where cgroups can be created); subreaper shown."""
+    off = median(summary, "corral-off", "processing", "per_s")
     cgroup = median(summary, "corral", "processing", "per_s")
     subreaper = median(summary, "corral-subreaper", "processing", "per_s")
-    target = "protections cost ≤ 10% throughput (cannot be switched off: cgroup vs subreaper)"
-    if not cgroup or not subreaper:
+    target = "protections cost ≤ 10% throughput (cost = (off - on) / off, cgroup run)"
+    cost = protection_cost(cgroup, off)
+    if cost is None or cgroup is None or off is None:
         return target, "n/a", None
-    return target, f"cgroup {cgroup:,.0f}/s = {cgroup / subreaper:.0%} of subreaper", None
+    measured = f"cgroup {cgroup:,.0f}/s vs off {off:,.0f}/s: cost {cost:.1%}"
+    subreaper_cost = protection_cost(subreaper, off)
+    if subreaper is not None and subreaper_cost is not None:
+        measured += f"; subreaper {subreaper:,.0f}/s: cost {subreaper_cost:.1%}"
+    return target, measured, cost <= 0.10
 
 
 def sqlite(summary: Summary) -> Verdict:
