@@ -215,23 +215,26 @@ class Worker:
     # -- the loop ---------------------------------------------------------------
     def _tick(self) -> None:
         busy = self.stopping or self.pools.any_time_limited() or self.pools.any_queued()
+        woke = False
         for key, mask in self.selector.select(BUSY_TICK_S if busy else IDLE_TICK_S):
-            self._on_event(key.data, mask)
+            if key.data == "waiter":
+                woke = True  # handled after the settle below
+            else:
+                self._on_event(key.data, mask)
         self._on_signals(self.signals.take())
         self.ledger.flush()  # first: a caller may be waiting on these results
         self.pools.check_idle_leftovers()  # before new tasks make the pools busy again
+        if woke and self.waiter.on_event():
+            self.waiting_for_messages = False
         wait = self._reserve()
         self.pools.dispatch(self.ledger)
         self.ledger.flush()
-        if wait:  # after the dispatch: starting a wait may cost a broker round trip
+        if wait:  # after the dispatch: the task just reserved reaches its pool process first
             self.waiter.request()
         self._on_schedule()
 
     def _on_event(self, data: Any, mask: int) -> None:
-        if data == "waiter":
-            if self.waiter.on_event():
-                self.waiting_for_messages = False
-        elif data == "reaper":
+        if data == "reaper":
             self.containment.reaper.wait_sigchld(timeout_s=0)
         elif isinstance(data, PoolHandle):
             if mask & selectors.EVENT_WRITE:
