@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/sqlite_broker.py [--messages N]
 
-Prints rates for: one send per call, bulk send, the worker's hot path
+Prints rates for: one send per call, bulk send (ids generated for the send, as
+the app's, then caller-chosen ids, which every send checks), the worker's hot path
 (reserve a batch + settle it in one batch), and how long a client waiting in
 ``wait_result`` takes to see a result another connection committed.
 """
@@ -19,13 +20,28 @@ from pathlib import Path
 
 from corral.brokers.base import Envelope, Settlement
 from corral.brokers.sqlite import SqliteBroker
+from corral.ids import new_task_ids
 from corral.results import TaskState
 
 
 def _envelopes(prefix: str, count: int, **options: float) -> list[Envelope]:
+    """Envelopes with caller-chosen ids: every send checks them (idempotency)."""
     return [
         Envelope(id=f"{prefix}{i}", task="noop", queue="default", body=b'{"args":[]}', **options)  # type: ignore[arg-type]
         for i in range(count)
+    ]
+
+
+def _fresh_envelopes(count: int, batch: int) -> list[Envelope]:
+    """Envelopes with ids generated for the send (``new_id``), as the app sends them:
+    each batch of ids a millisecond later than the one before (ids are time-ordered)."""
+    ids: list[str] = []
+    for start in range(0, count, batch):
+        time.sleep(0.001)
+        ids += new_task_ids(min(batch, count - start))
+    return [
+        Envelope(id=task_id, task="noop", queue="default", body=b'["noop",[1],{}]', new_id=True)
+        for task_id in ids
     ]
 
 
@@ -37,7 +53,7 @@ def _rate(label: str, count: int, run: Callable[[], object]) -> None:
 
 
 def bench_send_per_call(broker: SqliteBroker, count: int) -> None:
-    envelopes = _envelopes("one-", count)
+    envelopes = _fresh_envelopes(count, batch=100)
 
     def send_each() -> None:
         for one in envelopes:
@@ -46,15 +62,16 @@ def bench_send_per_call(broker: SqliteBroker, count: int) -> None:
     _rate("send, one envelope per call", count, send_each)
 
 
-def bench_send_bulk(broker: SqliteBroker, count: int, batch: int = 1000) -> None:
-    envelopes = _envelopes("bulk-", count)
-    chunks = [envelopes[i : i + batch] for i in range(0, count, batch)]
+def bench_send_bulk(
+    broker: SqliteBroker, envelopes: list[Envelope], label: str, batch: int = 1000
+) -> None:
+    chunks = [envelopes[i : i + batch] for i in range(0, len(envelopes), batch)]
 
     def send_chunks() -> None:
         for chunk in chunks:
             broker.send(chunk)
 
-    _rate(f"send, batches of {batch}", count, send_chunks)
+    _rate(f"send, batches of {batch}{label}", len(envelopes), send_chunks)
 
 
 def bench_consume(broker: SqliteBroker, count: int, batch: int = 100) -> None:
@@ -100,8 +117,9 @@ def main() -> None:
         broker = SqliteBroker(path)
         broker.send(_envelopes("future-", 100_000, delay_s=3600.0))  # must not slow reserve
         bench_send_per_call(broker, min(args.messages, 20_000))
-        bench_send_bulk(broker, args.messages)
-        bench_consume(broker, args.messages + min(args.messages, 20_000))
+        bench_send_bulk(broker, _fresh_envelopes(args.messages, batch=1000), "")
+        bench_send_bulk(broker, _envelopes("chosen-", args.messages), ", caller-chosen ids")
+        bench_consume(broker, 2 * args.messages + min(args.messages, 20_000))
         bench_result_latency(path)
         broker.close()
 

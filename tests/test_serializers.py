@@ -15,13 +15,14 @@ import threading
 import uuid
 import zoneinfo
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corral import serializers
-from corral.errors import ConfigError
+from corral.errors import ConfigError, EncodeError
 from corral.serializers import (
     CODEC_NAMES,
     Codec,
@@ -30,6 +31,7 @@ from corral.serializers import (
     PickleCodec,
     describe_path,
     get_codec,
+    json_codec,
 )
 
 TAGGING_CODECS = ["json", "msgpack"]
@@ -221,6 +223,87 @@ def test_plain_values_are_sent_untagged(name: str) -> None:
     if name == "json":
         assert data == b'[["+15551234567",{"template":3}],{}]'
         assert json.loads(data) == payload
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=values | st.lists(values, max_size=3))
+def test_json_bytes_are_those_of_the_stdlib_encoder(value: Any) -> None:
+    # The codec calls the C encoder JSONEncoder.encode builds, built once: same bytes.
+    fast = JsonCodec().encode(value)
+    with mock.patch.object(json_codec, "_C_ENCODER", None):
+        assert JsonCodec().encode(value) == fast
+
+
+@pytest.mark.parametrize("name", CODEC_NAMES)
+@settings(max_examples=300, deadline=None)
+@given(
+    args=st.lists(values, max_size=4),
+    kwargs=st.dictionaries(st.text(max_size=4), values, max_size=3),
+)
+def test_a_call_encodes_as_its_list(name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    # encode_call checks flat arguments without walking them; the bytes must not differ.
+    codec = get_codec(name)
+    assert codec.encode_call("tasks.add", args, kwargs) == codec.encode(["tasks.add", args, kwargs])
+
+
+calls = st.lists(
+    st.tuples(
+        st.lists(values | st.just("tasks.add") | st.just(',["tasks.add",'), max_size=4),
+        st.dictionaries(st.text(max_size=4), values, max_size=3),
+    ),
+    max_size=12,
+)
+
+
+@pytest.mark.parametrize("name", CODEC_NAMES)
+@pytest.mark.parametrize("task", ["tasks.add", "t", "tasks.<locals>.add", 'odd,["name"'])
+@settings(max_examples=150, deadline=None)
+@given(calls=calls)
+def test_many_calls_encode_as_each_call(
+    name: str, task: str, calls: list[tuple[list[Any], dict[str, Any]]]
+) -> None:
+    # json encodes a batch in one pass and splits it: arguments that hold the task's name
+    # or the separator itself must still come out as they would one by one.
+    codec = get_codec(name)
+    assert codec.encode_calls(task, calls) == [codec.encode_call(task, *call) for call in calls]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [["tasks.add", 1], 2],  # a list starting with the task's name: one more separator
+        ["tasks.add", ["tasks.add", 1]],
+        [',["tasks.add",'],  # the separator inside a string is escaped: no match
+        [2**70, 1],  # plain, but one run of the C encoder over the batch
+        [10**5000],  # beyond the int-to-str digit limit: tagged
+    ],
+)
+def test_many_calls_whose_arguments_look_like_the_separator(args: list[Any]) -> None:
+    codec = get_codec("json")
+    calls = [([1], {}), (args, {}), (args, {"x": args}), ([3], {})]
+    bodies = codec.encode_calls("tasks.add", calls)
+    assert bodies == [codec.encode_call("tasks.add", *call) for call in calls]
+    assert [codec.decode(body) for body in bodies] == [["tasks.add", *call] for call in calls]
+
+
+@pytest.mark.parametrize("name", TAGGING_CODECS)
+def test_a_call_with_a_keyword_named_like_a_tag_round_trips(name: str) -> None:
+    codec = get_codec(name)
+    call = ["tasks.add", [b"x", (1,)], {"~t": "bytes", "v": "eA=="}]
+    assert codec.decode(codec.encode_call("tasks.add", call[1], call[2])) == call
+
+
+@pytest.mark.parametrize("name", TAGGING_CODECS)
+def test_a_call_with_an_unencodable_argument_says_where(name: str) -> None:
+    codec = get_codec(name)
+    for args, kwargs, path in [
+        ([1, object()], {}, (1, 1)),
+        ([1], {"when": object()}, (2, "when")),
+        ([[1, {"x": object()}]], {}, (1, 0, 1, "x")),
+    ]:
+        with pytest.raises(EncodeError) as caught:
+            codec.encode_call("tasks.add", args, kwargs)
+        assert caught.value.path == path
 
 
 def test_json_output_is_utf8_not_escaped() -> None:

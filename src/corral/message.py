@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ __all__ = [
     "decode_call",
     "decode_error",
     "encode_call",
+    "encode_calls",
     "encode_error",
     "encode_remote_error",
 ]
@@ -55,7 +56,21 @@ def encode_call(
 ) -> bytes:
     """Encode a call; an EncodeError names ``task`` and the argument at fault."""
     try:
-        return codec.encode([task, list(args), dict(kwargs)])
+        return codec.encode_call(task, list(args), _as_dict(kwargs))
+    except EncodeError as error:
+        raise _name_argument(error, task, signature) from None
+
+
+def encode_calls(
+    codec: Codec,
+    task: str,
+    calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]],
+    *,
+    signature: inspect.Signature | None = None,
+) -> list[bytes]:
+    """Encode many calls of ``task``; an EncodeError names the argument at fault."""
+    try:
+        return codec.encode_calls(task, [(list(args), _as_dict(kwargs)) for args, kwargs in calls])
     except EncodeError as error:
         raise _name_argument(error, task, signature) from None
 
@@ -136,6 +151,11 @@ def _argument_label(section: int | str, key: int | str, signature: inspect.Signa
         if key < len(positional):
             return repr(positional[key])
     return f"#{key} (positional)"
+
+
+def _as_dict(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    # A dict is encoded as it is (encoding only reads it); any other mapping as a dict.
+    return kwargs if type(kwargs) is dict else dict(kwargs)
 
 
 def _preview(value: object) -> str:

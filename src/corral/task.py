@@ -53,7 +53,7 @@ class Task(Generic[P, R]):
 
     def delay(self, *args: P.args, **kwargs: P.kwargs) -> ResultHandle[R]:
         """Enqueue a call with the task's default options."""
-        return self._app.enqueue(self.name, args=args, kwargs=kwargs, task=self)
+        return self._app._enqueue_call(self, args, kwargs)
 
     def send(
         self,

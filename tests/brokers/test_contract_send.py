@@ -164,3 +164,50 @@ def test_limit_holds_across_several_queues(broker: Broker) -> None:
     got = broker.reserve(["b", "a"], 4, owner="w")
     assert [d.id for d in got] == ["a0", "a1", "a2", "b0"]
     assert drain_ids(broker, ["a", "b"]) == ["b1", "b2"]
+
+
+# -- ids generated for the send (Envelope.new_id): brokers may skip the idempotency checks --
+
+
+def test_a_large_batch_of_new_ids_keeps_its_order_and_fields(broker: Broker) -> None:
+    ids = [f"n{i:03}" for i in range(250)]  # more than one multi-row statement, and a rest
+    broker.send([envelope(i, new_id=True, task="add", lease_s=7.0) for i in ids])
+    got = broker.reserve(["default"], 1000, owner="w")
+    assert [d.id for d in got] == ids
+    assert {(d.task, d.queue, d.priority, d.lease_s) for d in got} == {("add", "default", 0, 7.0)}
+    assert [d.body for d in got] == [f"body-{i}".encode() for i in ids]
+
+
+def test_new_ids_with_different_fields_keep_theirs(broker: Broker) -> None:
+    sent = [
+        envelope(f"n{i:03}", new_id=True, task=f"t{i % 3}", priority=i % 2, lease_s=1.0 + i % 4)
+        for i in range(200)
+    ]
+    broker.send(sent)
+    got = {d.id: d for d in broker.reserve(["default"], 1000, owner="w")}
+    assert {(e.id, e.task, e.priority, e.lease_s, e.body) for e in sent} == {
+        (d.id, d.task, d.priority, d.lease_s, d.body) for d in got.values()
+    }
+
+
+def test_new_ids_with_a_countdown_wait_for_their_time(
+    broker: Broker, advance: Callable[[float], None]
+) -> None:
+    ids = [f"n{i:03}" for i in range(150)]
+    broker.send([envelope(i, new_id=True, delay_s=1.0) for i in ids])
+    assert drain_ids(broker) == []
+    assert broker.state("n000") is TaskState.SCHEDULED
+    advance(1.1)
+    assert sorted(drain_ids(broker)) == ids
+
+
+def test_a_batch_mixing_new_and_chosen_ids_keeps_its_order(broker: Broker) -> None:
+    send_ids(broker, ["chosen"], new_id=False)
+    again = envelope("chosen", new_id=False, body=b"again")
+    broker.send([envelope("a", new_id=True), again, envelope("b", new_id=True)])
+    got = broker.reserve(["default"], 10, owner="w")
+    assert [(d.id, d.body) for d in got] == [
+        ("chosen", b"body-chosen"),  # pending: the resend was ignored
+        ("a", b"body-a"),
+        ("b", b"body-b"),
+    ]

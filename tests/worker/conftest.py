@@ -61,8 +61,8 @@ class WorkerEnv:
 @pytest.fixture(params=["cgroup", "subreaper"])
 def wenv(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[WorkerEnv]:
     """A worker environment, once per containment strategy."""
+    previous = os.environ.get("CORRAL_BROKER_URL")  # before WorkerEnv sets it
     env = WorkerEnv(tmp_path, request.param)
-    previous = os.environ.get("CORRAL_BROKER_URL")
     try:
         yield env
     finally:

@@ -24,6 +24,7 @@ import abc
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from corral.results import TaskState
 
@@ -40,14 +41,17 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
     """A message as sent: routing fields plus the encoded task call (``body``).
 
-    ``new_id`` is True when the sender generated ``id`` for this very send (128
-    random bits), so no earlier message or stored result can carry it: a broker
-    may then skip the idempotency checks a caller-chosen id needs (a resend of a
-    pending id is ignored; a resend of a finished one replaces its result).
+    ``new_id`` is True when the sender generated ``id`` for this very send (see
+    :mod:`corral.ids`), so no earlier message or stored result can carry it: a
+    broker may then skip the idempotency checks a caller-chosen id needs (a
+    resend of a pending id is ignored; a resend of a finished one replaces its
+    result).
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and built about
+    three times faster, which every ``delay()`` pays once per message.
     """
 
     id: str

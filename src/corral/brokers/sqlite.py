@@ -45,27 +45,12 @@ from corral.brokers.sqlite_lease import (
     settle_one,
 )
 from corral.brokers.sqlite_records import REVOKED_NO_RETRY, REVOKED_TERMINATE, store_result
+from corral.brokers.sqlite_send import SEND_READY, store_sent
 from corral.brokers.sqlite_wait import ChangeWaiter
 from corral.errors import ConfigError
 from corral.results import TaskState
 
 __all__ = ["SqliteBroker"]
-
-
-_SEND_READY = (
-    "INSERT INTO messages (id, task, queue, priority, body, lease_s, max_deliveries, "
-    "result_ttl_s) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 "
-    "WHERE NOT EXISTS (SELECT 1 FROM scheduled WHERE id = ?1) ON CONFLICT (id) DO NOTHING"
-)
-_SEND_LATER = (
-    "INSERT INTO scheduled (id, task, queue, priority, body, lease_s, max_deliveries, "
-    "result_ttl_s, eta) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
-    "WHERE NOT EXISTS (SELECT 1 FROM messages WHERE id = ?1) ON CONFLICT (id) DO NOTHING"
-)
-# A re-sent id replaces its old outcome (and dead letter). A pending id never has either
-# (a message gets them only as it leaves), so these deletes cannot hurt a duplicate.
-_FORGET_RESULT = "DELETE FROM results WHERE task_id = ?"
-_FORGET_DEAD = "DELETE FROM dead_letters WHERE id = ?"
 
 
 class SqliteBroker(Broker):
@@ -111,20 +96,15 @@ class SqliteBroker(Broker):
 
     # -- producing ------------------------------------------------------------
     def send(self, envelopes: Sequence[Envelope]) -> None:
-        """Store messages in one transaction; a pending id is ignored, a finished one rerun."""
+        """Store messages in one transaction; a pending id is ignored, a finished one rerun.
+
+        A batch of ids generated for this send (``new_id``) skips those checks. A
+        batch that mixes both kinds takes the checks for all, keeping its order.
+        """
         if not envelopes:
             return
-        ready = [_message_values(e) for e in envelopes if e.delay_s <= 0]
-        ids = [(e.id,) for e in envelopes]
         with self._conn.write() as db:
-            now = self.now()
-            later = [(*_message_values(e), now + e.delay_s) for e in envelopes if e.delay_s > 0]
-            db.executemany(_FORGET_RESULT, ids)
-            db.executemany(_FORGET_DEAD, ids)
-            if ready:
-                db.executemany(_SEND_READY, ready)
-            if later:
-                db.executemany(_SEND_LATER, later)
+            store_sent(db, envelopes, self.now())
 
     def revoke(self, task_id: str, *, terminate: bool = False) -> bool:
         """Remove a pending task (REVOKED result) or flag a running one; False if final/unknown.
@@ -308,7 +288,7 @@ class SqliteBroker(Broker):
             if found is None:
                 return False
             db.execute("DELETE FROM results WHERE task_id = ?", (task_id,))
-            db.execute(_SEND_READY, (task_id, *found))
+            db.execute(SEND_READY, (task_id, *found))
             return True
 
     def purge_dead(self) -> int:
@@ -337,8 +317,3 @@ class SqliteBroker(Broker):
     def close(self) -> None:
         """Close this process's connection; the broker is unusable afterwards."""
         self._conn.close()
-
-
-def _message_values(e: Envelope) -> tuple[str, str, str, int, bytes, float, int, float]:
-    return (e.id, e.task, e.queue, e.priority, e.body, e.lease_s, e.max_deliveries,
-            e.result_ttl_s)  # fmt: skip

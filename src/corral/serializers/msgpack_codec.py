@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from corral.errors import ConfigError, DecodeError, EncodeError
-from corral.serializers.plain import is_plain_msgpack
+from corral.serializers.plain import is_plain_msgpack, is_plain_msgpack_call
 from corral.serializers.sniff import optional_msgpack, undecodable
 from corral.serializers.tagger import Tagger
 from corral.serializers.tags import untag
@@ -37,15 +37,29 @@ class MsgpackCodec:
     def encode(self, value: object) -> bytes:
         """Encode ``value`` as msgpack; raise EncodeError for unsupported values."""
         try:
-            plain = is_plain_msgpack(value)
-        except RecursionError:
-            plain = False
-        if plain:
-            try:
+            if is_plain_msgpack(value):
                 return self._pack(value)
-            except OverflowError:
-                pass  # an int beyond 64 bits: the tagger writes it in hex
+        except RecursionError:  # a cycle or very deep nesting: the tagger says which
+            pass
+        except OverflowError:  # an int beyond 64 bits: the tagger writes it in hex
+            pass
         return self._pack(self._tagger().tag_value(value))
+
+    def encode_call(self, task: str, args: list[Any], kwargs: dict[str, Any]) -> bytes:
+        """Encode the task call ``[task, args, kwargs]`` as :meth:`encode` would."""
+        call = [task, args, kwargs]
+        try:
+            if type(task) is str and is_plain_msgpack_call(args, kwargs):
+                return self._pack(call)
+        except (RecursionError, OverflowError):  # as in encode()
+            pass
+        return self._pack(self._tagger().tag_value(call))
+
+    def encode_calls(
+        self, task: str, calls: Sequence[tuple[list[Any], dict[str, Any]]]
+    ) -> list[bytes]:
+        """Encode many calls ``(args, kwargs)`` of ``task``, one by one."""
+        return [self.encode_call(task, args, kwargs) for args, kwargs in calls]
 
     def decode(self, data: bytes) -> Any:
         """Decode msgpack written by :meth:`encode`; raise DecodeError for anything else."""

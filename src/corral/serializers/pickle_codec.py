@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from typing import Any
 
 from corral.errors import DecodeError, EncodeError
@@ -35,6 +36,16 @@ class PickleCodec:
                 "(module-level classes and functions, no open resources)",
                 type_name=type_name,
             ) from None
+
+    def encode_call(self, task: str, args: list[Any], kwargs: dict[str, Any]) -> bytes:
+        """Pickle the task call ``[task, args, kwargs]``."""
+        return self.encode([task, args, kwargs])
+
+    def encode_calls(
+        self, task: str, calls: Sequence[tuple[list[Any], dict[str, Any]]]
+    ) -> list[bytes]:
+        """Encode many calls ``(args, kwargs)`` of ``task``, one by one."""
+        return [self.encode_call(task, args, kwargs) for args, kwargs in calls]
 
     def decode(self, data: bytes) -> Any:
         """Unpickle ``data``: runs whatever code the writer put in it (see the class docs)."""

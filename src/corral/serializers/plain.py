@@ -12,7 +12,7 @@ from typing import Any
 
 from corral.serializers.tags import NATIVE, TAG
 
-__all__ = ["is_plain_json", "is_plain_msgpack"]
+__all__ = ["is_plain_json", "is_plain_json_call", "is_plain_msgpack", "is_plain_msgpack_call"]
 
 
 def _plain_walker(scalars: frozenset[type]) -> Callable[[Any], bool]:
@@ -46,3 +46,26 @@ is_plain_json = _plain_walker(NATIVE)
 
 is_plain_msgpack = _plain_walker(NATIVE | {bytes})
 """True if msgpack can take the value as it is; may raise RecursionError on a cycle."""
+
+
+def _call_check(
+    scalars: frozenset[type], is_plain: Callable[[Any], bool]
+) -> Callable[[list[Any], dict[str, Any]], bool]:
+    """Build a check that a call's ``args`` (a list) and ``kwargs`` (a dict) are plain."""
+    holds_scalars = scalars.issuperset
+
+    def is_plain_call(args: list[Any], kwargs: dict[str, Any]) -> bool:
+        # The usual call, scalar arguments and no keywords, is checked in C: the walk's
+        # three calls (the call, its args, its kwargs) cost as much as encoding it.
+        return (holds_scalars(map(type, args)) or is_plain(args)) and (
+            not kwargs or is_plain(kwargs)
+        )
+
+    return is_plain_call
+
+
+is_plain_json_call = _call_check(NATIVE, is_plain_json)
+"""True if json can take ``[task, args, kwargs]`` as it is (``task`` being a str)."""
+
+is_plain_msgpack_call = _call_check(NATIVE | {bytes}, is_plain_msgpack)
+"""True if msgpack can take ``[task, args, kwargs]`` as it is (``task`` being a str)."""
