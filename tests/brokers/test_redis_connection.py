@@ -18,7 +18,8 @@ import pytest
 import redis
 
 from corral.brokers.redis import RedisBroker
-from corral.brokers.redis_connection import RedisConnection, RedisOptions, command
+from corral.brokers.redis_connection import RedisConnection, command
+from corral.brokers.redis_options import RedisOptions
 from corral.errors import BrokerError, BrokerUnavailable
 from tests.helpers.redis_server import redis_server_binary
 

@@ -59,14 +59,8 @@ from corral.brokers.base import (
     Settlement,
     WorkerInfo,
 )
-from corral.brokers.redis_connection import (
-    RedisConnection,
-    RedisOptions,
-    command,
-    send_packed,
-    split_url_options,
-    with_url_options,
-)
+from corral.brokers.redis_connection import RedisConnection, command, send_packed
+from corral.brokers.redis_options import RedisOptions, split_url_options, with_url_options
 from corral.brokers.redis_scripts import Script, load_scripts
 from corral.brokers.redis_watch import InboxWatch
 from corral.errors import ConfigError
