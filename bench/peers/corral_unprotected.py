@@ -183,6 +183,9 @@ class NoOrphanReaper:
         """Reaps nothing (and costs no syscall)."""
         return []
 
+    def reap_if_due(self, *, every_s: float) -> None:
+        """Reaps nothing (and costs no syscall)."""
+
 
 ORIGINAL_COMMAND = pool._command
 

@@ -26,6 +26,7 @@ from corral.errors import (
     TimeLimitExceeded,
     UnknownTask,
 )
+from corral.forks import current_pid
 from corral.ids import new_task_id, new_task_ids
 from corral.message import decode_error, encode_call, encode_calls
 from corral.options import TaskOptions, TaskOptionsKw
@@ -71,7 +72,7 @@ class Corral:
         self.codec: Codec = get_codec(codec)
         self.max_payload_bytes = max_payload_bytes
         self.tasks: dict[str, Task[Any, Any]] = {}
-        self._broker_pid = os.getpid()
+        self._broker_pid = current_pid()
 
     def __repr__(self) -> str:
         return f"<Corral {self.broker_url} tasks={len(self.tasks)}>"
@@ -80,11 +81,11 @@ class Corral:
     @property
     def broker(self) -> Broker:
         """The broker, connected on first use in this process."""
-        if self._broker is None or self._broker_pid != os.getpid():
+        if self._broker is None or self._broker_pid != current_pid():
             from corral.brokers import broker_from_url
 
             self._broker = broker_from_url(self.broker_url)
-            self._broker_pid = os.getpid()
+            self._broker_pid = current_pid()
         return self._broker
 
     def close(self) -> None:

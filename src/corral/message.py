@@ -111,6 +111,13 @@ def encode_remote_error(codec: Codec, type_name: str, message: str, tb: str = ""
 
 def decode_error(codec: Codec, payload: bytes) -> RemoteError:
     """Decode an error payload; an unreadable one still yields a RemoteError."""
+    if not payload:  # buried by the broker, not by a task's exception
+        return RemoteError(
+            "WorkerLost",
+            "the task recorded no error: the process running it died on every delivery "
+            "(`corral dead` shows the message and why it was buried)",
+            "",
+        )
     try:
         value = codec.decode(payload)
     except DecodeError as error:

@@ -48,12 +48,18 @@ class SignalRecorder:
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self._received.append(signum)
 
-    def take(self) -> list[int]:
-        """The signals received since the last call, in order."""
-        try:
-            while os.read(self._read_fd, 512):
+    def take(self, *, drain: bool = True) -> list[int]:
+        """The signals received since the last call, in order.
+
+        ``drain=False`` skips emptying the wake-up pipe: for a loop whose ``select``
+        did not report :attr:`fd` readable (a read there would only fail, once per
+        iteration). Recorded signals are returned either way.
+        """
+        if drain:
+            try:
+                while os.read(self._read_fd, 512):
+                    pass
+            except BlockingIOError:
                 pass
-        except BlockingIOError:
-            pass
         received, self._received = self._received, []
         return received

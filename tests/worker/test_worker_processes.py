@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from corral import TaskState
+from corral.errors import TaskFailed
 from corral.exitcodes import ExitCode
 from tests.helpers.procs import poll_for, wait_gone
 from tests.worker.conftest import WorkerEnv
@@ -63,6 +64,11 @@ def test_poison_message_ends_in_dead_letters_after_max_deliveries(wenv: WorkerEn
     assert poll_for(lambda: handle.status() is TaskState.DEAD, timeout_s=30), w.log()
     [letter] = wenv.module.app.broker.dead_letters()
     assert "without finishing" in letter.reason
+    # No task raised, so no error was stored: the caller is told what happened instead
+    # of a decode error about an empty payload.
+    with pytest.raises(TaskFailed, match="died on every delivery") as failed:
+        handle.get(timeout_s=5)
+    assert failed.value.type_name == "WorkerLost"
     w.stop()
 
 

@@ -27,7 +27,6 @@ warnings).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from redis.retry import Retry
 
 from corral.brokers.redis_options import RedisOptions
 from corral.errors import BrokerError, BrokerUnavailable, ConfigError
+from corral.forks import current_pid
 
 __all__ = [
     "PendingReply",
@@ -67,7 +67,7 @@ class RedisConnection:
         self._options = options
         self._connect = _connection_factory(target, options)
         self._address = _address_of(target)
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._idle: list[tuple[Connection, bool]] = []  # (connection, it answered last time)
         self._made = 0
         self._made_lock = threading.Lock()
@@ -134,7 +134,7 @@ class RedisConnection:
 
     def close(self) -> None:
         """Disconnect this process's connections; later calls raise BrokerError."""
-        if self._pid == os.getpid():
+        if self._pid == current_pid():
             self._disconnect_idle()
         self._idle = []
         self._closed = True
@@ -144,12 +144,12 @@ class RedisConnection:
         new one; while ``max_connections`` are all busy, wait for one until ``deadline``."""
         if self._closed:
             raise BrokerError("RedisBroker: the broker is closed; open a new one")
-        if os.getpid() != self._pid:
+        if current_pid() != self._pid:
             # The parent's connections are dropped, not disconnected: closing their
             # sockets here would shut them down under the parent too. (A new lock:
             # the parent's may have been held by another thread at the fork.)
             self._made_lock = threading.Lock()
-            self._pid, self._idle, self._made = os.getpid(), [], 0
+            self._pid, self._idle, self._made = current_pid(), [], 0
         wait_s = _FIRST_BACKOFF_S
         while True:
             try:

@@ -4,7 +4,8 @@ It is :meth:`RedisBroker.wait_ready` cut into steps the worker's loop drives
 from its selector, on a connection of the watch's own:
 
 1. ``wait_bound`` (a script): accepts the inbox and answers how long until a
-   message may be deliverable (0: now; -1: nothing scheduled or leased);
+   message may be deliverable (0: now; -1: nothing scheduled or leased); skipped
+   when the caller knows that answer already (a short reserve just gave it);
 2. unless that is now, ``BLMOVE`` of the inbox onto itself, bounded by it:
    its reply arrives when something is sent, a script nudges, or the bound
    passes.
@@ -42,14 +43,19 @@ class InboxWatch(ReadyWatch):
         inbox: str,
         timeout_s: float,
         max_block_s: float,
+        *,
+        bound_s: float | None = None,
     ) -> None:
         self._bound = bound
         self._argv = list(argv)
         self._inbox = inbox
         self._deadline = time.monotonic() + timeout_s
         self._max_block_s = max_block_s
-        self._blocking = False
-        self._pending: PendingReply = conn.begin("EVALSHA", bound.sha, 0, *self._argv)
+        self._blocking = bound_s is not None
+        if bound_s is None:
+            self._pending: PendingReply = conn.begin("EVALSHA", bound.sha, 0, *self._argv)
+        else:
+            self._pending = conn.begin(*self._blocking_command(self._wait_s(bound_s)))
 
     def fileno(self) -> int:
         """Readable when the current step's reply has arrived."""
@@ -80,13 +86,21 @@ class InboxWatch(ReadyWatch):
 
     def _block(self, bound_s: float) -> bool:
         """Send the blocking step; False (the wait is over) when there is no time left."""
-        wait_s = self._deadline - time.monotonic()
-        if bound_s >= 0:
-            wait_s = min(wait_s, bound_s)
+        wait_s = self._wait_s(bound_s)
         if wait_s < MIN_BLOCK_S:
             self._pending.release()
             return False
-        wait_s = min(wait_s, self._max_block_s)
         self._blocking = True
-        self._pending.send("BLMOVE", self._inbox, self._inbox, "RIGHT", "RIGHT", f"{wait_s:.3f}")
+        self._pending.send(*self._blocking_command(wait_s))
         return True
+
+    def _wait_s(self, bound_s: float) -> float:
+        """How long to block for a bound (-1: none): never past the deadline."""
+        left_s = self._deadline - time.monotonic()
+        return left_s if bound_s < 0 else min(bound_s, left_s)
+
+    def _blocking_command(self, wait_s: float) -> tuple[Any, ...]:
+        """``BLMOVE`` of the inbox onto itself for ``wait_s`` (at most ``max_block_s``),
+        which takes nothing and keeps the order."""
+        wait_s = max(MIN_BLOCK_S, min(wait_s, self._max_block_s))
+        return ("BLMOVE", self._inbox, self._inbox, "RIGHT", "RIGHT", f"{wait_s:.3f}")

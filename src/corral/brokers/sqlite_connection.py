@@ -3,14 +3,14 @@
 One connection per thread: a threaded web app calling ``delay()`` from many
 request threads must not interleave transactions on one connection. A
 connection is never used across ``fork``: :meth:`SqliteConnection.db`
-remembers which process opened the connections and opens new ones when
-``os.getpid()`` changes. SQLite errors leave as corral errors naming the file.
+remembers which process opened the connections and opens new ones when the
+process id (``corral.forks.current_pid``) changes. SQLite errors leave as corral
+errors naming the file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from corral.brokers.sqlite_schema import connect
 from corral.errors import BrokerError, BrokerUnavailable
+from corral.forks import current_pid
 
 __all__ = ["SqliteConnection"]
 
@@ -35,17 +36,17 @@ class SqliteConnection:
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._closed = False
 
     def db(self) -> sqlite3.Connection:
         """This thread's connection (opened now if it has none yet)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._pid == os.getpid():
+        if conn is not None and self._pid == current_pid():
             return conn
         if self._closed:
             raise BrokerError(f"the SQLite broker on {self.path} is closed; open a new broker")
-        if self._pid != os.getpid():
+        if self._pid != current_pid():
             self._forget_parents()
         with self.errors():
             conn = connect(self.path, busy_timeout_s=self.busy_timeout_s)
@@ -60,7 +61,7 @@ class SqliteConnection:
             _INHERITED.extend(self._opened)
             self._opened = []
         self._local = threading.local()
-        self._pid = os.getpid()
+        self._pid = current_pid()
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:
@@ -103,7 +104,7 @@ class SqliteConnection:
     def close(self) -> None:
         """Close this process's connections; later calls raise :class:`BrokerError`."""
         self._closed = True
-        if self._pid != os.getpid():
+        if self._pid != current_pid():
             return
         with self._lock:
             opened, self._opened = self._opened, []

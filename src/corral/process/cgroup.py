@@ -98,11 +98,41 @@ def _populated(directory: Path) -> bool:
 
 
 def _procs(directory: Path) -> list[int]:
-    pids: list[int] = []
-    for root, _dirs, _files in os.walk(directory):
-        with contextlib.suppress(FileNotFoundError):
-            pids.extend(int(p) for p in (Path(root) / "cgroup.procs").read_text().split())
+    """Members at any depth. Read after every task (the leftover check), so the common
+    case, no sub-cgroups, is two small reads and no directory listing."""
+    pids = _read_procs(directory)
+    if _has_descendants(directory):
+        for root, dirs, _files in os.walk(directory):
+            pids.extend(pid for name in dirs for pid in _read_procs(Path(root) / name))
     return pids
+
+
+def _read_procs(directory: Path) -> list[int]:
+    text = _read_file(directory / "cgroup.procs")
+    return [] if text is None else [int(p) for p in text.split()]
+
+
+def _has_descendants(directory: Path) -> bool:
+    """``nr_descendants`` in cgroup.stat (a listing of the directory is ~5x dearer).
+    True when the file is missing (gone, or a kernel before 4.14): the walk finds out."""
+    text = _read_file(directory / "cgroup.stat")
+    return text is None or b"nr_descendants 0\n" not in text
+
+
+def _read_file(path: Path) -> bytes | None:
+    """The file's bytes with three system calls (``read_bytes`` makes seven), or None
+    when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _rmdir_tree(directory: Path) -> None:

@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from types import FrameType
 from typing import Any
 
@@ -56,8 +55,6 @@ class PoolProcess:
         # SA_RESTART: a task's blocking calls must not fail with EINTR when a child
         # of its exits (SIGCHLD was ignored before this handler existed).
         signal.siginterrupt(signal.SIGCHLD, False)
-        self._sigchld_seen = 0
-        self._reaped_at = 0.0
 
     def send(self, frame: tuple[Any, ...]) -> None:
         """Write one frame (from the task loop or the inbox thread)."""
@@ -72,7 +69,7 @@ class PoolProcess:
         self.inbox.start()
         while True:
             frame = self.inbox.next(timeout_s=IDLE_REAP_S)
-            self._reap_if_due()
+            self.reaper.reap_if_due(every_s=IDLE_REAP_S)
             if frame is None:
                 if self.inbox.idle:
                     continue
@@ -80,16 +77,6 @@ class PoolProcess:
             self._run_task(frame)
             if self.max_memory_bytes and rss_bytes() > self.max_memory_bytes:
                 return self._leave(ExitCode.RETIRED, "max memory per child reached")
-
-    def _reap_if_due(self) -> None:
-        """Reap after a SIGCHLD, and at least every IDLE_REAP_S in case a task replaced
-        the handler; not a waitid per task (it cost ~10% of a no-op task)."""
-        seen, now = self.reaper.sigchld_count, time.monotonic()
-        if seen == self._sigchld_seen and now - self._reaped_at < IDLE_REAP_S:
-            return
-        self._sigchld_seen, self._reaped_at = seen, now
-        self.reaper.drain_sigchld()
-        self.reaper.reap_nowait()
 
     def _run_task(self, frame: tuple[Any, ...]) -> None:
         _, seq, task_id, body, attempts = frame

@@ -36,6 +36,7 @@ _EXPECTED_EXITS = {ExitCode.OK, ExitCode.RETIRED}
 MAX_START_BACKOFF_S = 30.0
 KILL_TIMEOUT_S = 5.0
 SCAN_EVERY_S = 0.5
+REAP_EVERY_S = 1.0  # besides after every SIGCHLD
 
 
 class Pools:
@@ -330,7 +331,7 @@ class Pools:
     # -- reaping ----------------------------------------------------------------
     def reap(self, selector: selectors.BaseSelector, ledger: Ledger) -> None:
         """Reap pool processes that exited; hand back their tasks; count abnormal deaths."""
-        self.reaper.reap_nowait()
+        self.reaper.reap_if_due(every_s=REAP_EVERY_S)
         for pool in list(self.by_pid.values()):
             status = self.reaper.status_of(pool.ref)
             if status is None:

@@ -215,13 +215,15 @@ class Worker:
     # -- the loop ---------------------------------------------------------------
     def _tick(self) -> None:
         busy = self.stopping or self.pools.any_time_limited() or self.pools.any_queued()
-        woke = False
+        woke = signalled = False
         for key, mask in self.selector.select(BUSY_TICK_S if busy else IDLE_TICK_S):
             if key.data == "waiter":
                 woke = True  # handled after the settle below
+            elif key.data == "signals":
+                signalled = True
             else:
                 self._on_event(key.data, mask)
-        self._on_signals(self.signals.take())
+        self._on_signals(self.signals.take(drain=signalled))
         self.ledger.flush()  # first: a caller may be waiting on these results
         self.pools.check_idle_leftovers()  # before new tasks make the pools busy again
         if woke and self.waiter.on_event():

@@ -165,6 +165,24 @@ local function ingest(nudge)
   return #entries < INGEST_BATCH or redis.call('LLEN', INBOX) == 0
 end
 
+local function deliverable_in(queues, now)
+  -- Seconds until something may be deliverable in the queues, as a string: '0' if a
+  -- message is ready or due now, '-1' if nothing is ready, scheduled or leased.
+  local soonest = nil
+  for _, queue in ipairs(queues) do
+    if redis.call('ZCARD', key('q', queue)) > 0 then return '0' end
+    for _, zset in ipairs({key('s', queue), key('l', queue)}) do
+      local first = redis.call('ZRANGE', zset, 0, 0, 'WITHSCORES')
+      if first[2] then
+        local due = tonumber(first[2]) - now
+        if soonest == nil or due < soonest then soonest = due end
+      end
+    end
+  end
+  if soonest == nil then return '-1' end
+  return tostring(math.max(0, soonest))
+end
+
 local function ingested()
   -- For scripts that must see every sent message: when a backlog is left after one
   -- batch, the client calls again (RedisBroker retries on this error), so Redis serves

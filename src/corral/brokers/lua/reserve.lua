@@ -1,6 +1,7 @@
 -- ARGV: prefix, limit, owner, queue...
--- Returns one array per leased message:
--- id, task, queue, priority, body, token, deliveries, attempts, lease_s
+-- Returns {bound, leased}: leased has one array per leased message (id, task, queue,
+-- priority, body, token, deliveries, attempts, lease_s); bound is '' when the limit was
+-- reached, else what wait_bound would answer now (the worker's wait then skips it).
 local BATCH = 1000 -- due or expired entries handled per queue and call (bounds script time)
 
 local function promote_due(queue, now)
@@ -100,4 +101,5 @@ for _, id in ipairs(ids) do
   local d = lease(id, owner, now)
   if d then out[#out + 1] = d end
 end
-return out
+if #out >= limit then return {'', out} end
+return {deliverable_in(queues, now), out}
