@@ -455,6 +455,38 @@ def test_a_watch_ends_when_a_scheduled_message_falls_due(wb: RedisBroker) -> Non
     assert [d.id for d in wb.reserve(["q"], 5, owner="w")] == ["later"]
 
 
+def test_a_watch_after_a_short_reserve_blocks_at_once(wb: RedisBroker) -> None:
+    wb.send([env("a")])
+    assert [d.id for d in wb.reserve(["q"], 5, owner="w")] == ["a"]  # short: 1 of 5
+    watch = wb.watch_ready(["q"], 5.0)
+    assert watch is not None
+    assert not readable_within(watch.fileno(), 0.3)  # no wait_bound step: blocked already
+    wb.send([env("b")])
+    assert readable_within(watch.fileno(), 5.0)
+    assert watch.finish() is True
+    assert [d.id for d in wb.reserve(["q"], 5, owner="w")] == ["b"]
+
+
+def test_a_short_reserve_bounds_the_next_wait_by_its_lease(wb: RedisBroker) -> None:
+    wb.send([env("a", lease_s=0.5)])
+    assert len(wb.reserve(["q"], 5, owner="w")) == 1
+    watch = wb.watch_ready(["q"], 30.0)
+    assert watch is not None
+    assert readable_within(watch.fileno(), 10.0)  # the lease's expiry, not the 30 s
+    assert watch.finish() is True
+    assert [d.id for d in wb.reserve(["q"], 5, owner="w2")] == ["a"]
+
+
+def test_a_watch_of_other_queues_than_the_reserve_asks_wait_bound(wb: RedisBroker) -> None:
+    wb.send([env("a"), env("x", queue="other")])
+    assert len(wb.reserve(["q"], 5, owner="w")) == 1
+    watch = wb.watch_ready(["other"], 5.0)  # the reserve's bound says nothing about it
+    assert watch is not None
+    assert readable_within(watch.fileno(), 5.0)
+    assert watch.finish() is True  # wait_bound: ready now
+    assert [d.id for d in wb.reserve(["other"], 5, owner="w")] == ["x"]
+
+
 def test_a_watch_reloads_its_script_after_a_script_flush(rb: RedisBroker, raw: redis.Redis) -> None:
     raw.script_flush()
     watch = rb.watch_ready(["q"], 5.0)
