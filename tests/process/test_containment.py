@@ -217,6 +217,24 @@ def test_spawned_child_is_in_its_cgroup_before_exec(
     assert out.read_text().splitlines()[-1].endswith(f"/corral-{containment.owner_id}/u1")
 
 
+@pytest.mark.timeout(30)
+def test_cgroup_members_include_sub_cgroups_a_task_made(
+    cgroup_containment: CgroupContainment, tmp_path: Path
+) -> None:
+    unit = cgroup_containment.create_unit("u1", generation=1)
+    assert isinstance(unit, CgroupUnit)
+    top = unit.spawn(["sleep", "30"])
+    assert unit.pids() == [top.pid]  # the descriptors are open from here on
+    nested = unit.cgroup / "nested"  # as a task running as root could make
+    nested.mkdir()
+    (unit.cgroup / "cgroup.subtree_control").write_text("")  # no controllers: stays legal
+    inner = unit.spawn(["sleep", "30"])
+    (nested / "cgroup.procs").write_text(str(inner.pid))
+    assert sorted(unit.pids()) == sorted([top.pid, inner.pid])
+    unit.close()
+    assert not unit.cgroup.exists()
+
+
 def test_refs_are_process_refs(containment: Containment) -> None:
     ref = containment.create_unit("u1", generation=1).spawn(["true"])
     assert isinstance(ref, ProcessRef)

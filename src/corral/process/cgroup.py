@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 _RMDIR_RETRY_S = 2.0
+_READ_CHUNK = 65536
 OWNER_XATTR = "user.corral.owner"
 
 
@@ -107,6 +108,17 @@ def _procs(directory: Path) -> list[int]:
     return pids
 
 
+def _pread_all(fd: int) -> bytes:
+    """A cgroup file's whole text from its start (a short read is its end)."""
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, _READ_CHUNK, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+        if len(chunk) < _READ_CHUNK:
+            break
+    return b"".join(chunks)
+
+
 def _read_procs(directory: Path) -> list[int]:
     text = _read_file(directory / "cgroup.procs")
     return [] if text is None else [int(p) for p in text.split()]
@@ -128,7 +140,7 @@ def _read_file(path: Path) -> bytes | None:
         return None
     try:
         chunks = []
-        while chunk := os.read(fd, 65536):
+        while chunk := os.read(fd, _READ_CHUNK):
             chunks.append(chunk)
     finally:
         os.close(fd)
@@ -220,6 +232,7 @@ class CgroupUnit(Unit):
         self._cgroup = containment.owner_dir / unit_id
         self._use_kill_file = containment.use_kill_file
         self._cgroup.mkdir(exist_ok=unit_id == markers.DETACHED_UNIT)
+        self._member_fds: tuple[int, int] | None = None  # cgroup.procs, cgroup.stat
 
     @property
     def cgroup(self) -> Path:
@@ -247,8 +260,34 @@ class CgroupUnit(Unit):
             raise ProcessError(f"Unit.adopt({pid}): cannot move it into {self._cgroup}: {e}") from e
 
     def pids(self) -> list[int]:
-        """Members of the cgroup and its sub-cgroups (zombies are not listed by the kernel)."""
+        """Members of the cgroup and its sub-cgroups (zombies are not listed by the kernel).
+
+        This runs after every task (the leftover check), so it reads through
+        descriptors kept open: two ``pread`` calls, a sixth of opening the files.
+        """
+        fds = self._member_files()
+        if fds is not None:
+            try:
+                pids = [int(p) for p in _pread_all(fds[0]).split()]
+                if b"nr_descendants 0\n" in _pread_all(fds[1]):
+                    return pids
+            except OSError:  # removed under us: the walk below says what is left
+                pass
         return _procs(self._cgroup)
+
+    def _member_files(self) -> tuple[int, int] | None:
+        if self._member_fds is None:
+            try:
+                procs = os.open(self._cgroup / "cgroup.procs", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            try:
+                stat = os.open(self._cgroup / "cgroup.stat", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:  # a kernel before 4.14
+                os.close(procs)
+                return None
+            self._member_fds = (procs, stat)
+        return self._member_fds
 
     def is_empty(self) -> bool:
         """``populated 0`` in cgroup.events: nothing alive at any depth."""
@@ -259,6 +298,9 @@ class CgroupUnit(Unit):
         kill_cgroup(self._cgroup, use_kill_file=self._use_kill_file)
 
     def _release(self) -> None:
+        fds, self._member_fds = self._member_fds, None
+        for fd in fds or ():
+            os.close(fd)
         _rmdir_tree(self._cgroup)
 
 
