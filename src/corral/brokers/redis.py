@@ -62,7 +62,7 @@ from corral.brokers.base import (
 from corral.brokers.redis_connection import RedisConnection, command, send_packed
 from corral.brokers.redis_options import RedisOptions, split_url_options, with_url_options
 from corral.brokers.redis_scripts import Script, load_scripts
-from corral.brokers.redis_watch import InboxWatch
+from corral.brokers.redis_watch import InboxWatch, WatchReserve
 from corral.errors import ConfigError
 from corral.results import TaskState
 
@@ -177,8 +177,13 @@ class RedisBroker(Broker):
         if limit < 1 or not queues:
             return []
         names = tuple(dict.fromkeys(queues))
-        bound, rows = self._run("reserve", [limit, owner, *names])
-        if bound:  # fewer than limit: a wait comes next, and needs no wait_bound
+        return self._reserved(names, self._run("reserve", [limit, owner, *names]))
+
+    def _reserved(self, names: tuple[str, ...], reply: list[Any]) -> list[Delivery]:
+        """The deliveries of a reserve's reply; when it leased fewer than its limit,
+        its answer for the wait that follows is kept for :meth:`_take_bound`."""
+        bound, rows = reply
+        if bound:
             self._bound_hint = (names, float(bound), time.monotonic())
         return [_delivery(row) for row in rows]
 
@@ -230,19 +235,32 @@ class RedisBroker(Broker):
                 # send to other queues costs it one empty reserve, not a second look here.
                 return
 
-    def watch_ready(self, queues: Sequence[str], timeout_s: float) -> InboxWatch | None:
+    def watch_ready(
+        self, queues: Sequence[str], timeout_s: float, *, limit: int = 0, owner: str = ""
+    ) -> InboxWatch | None:
         """Start the wait of :meth:`wait_ready` without blocking (see redis_watch.py):
         the caller selects on the watch's socket and calls its ``finish``. None when
-        the reserve just before found a message deliverable now."""
+        the reserve just before found a message deliverable now. With ``limit``, the
+        wait ends with a reserve of up to ``limit`` for ``owner``, run by Redis as
+        soon as the inbox wakes it (the watch's ``taken``)."""
         if not queues:
             raise ConfigError("RedisBroker.watch_ready: no queues given")
         names = tuple(dict.fromkeys(queues))
         bound_s = self._take_bound(names)
         if bound_s is not None and 0 <= bound_s < _MIN_BLOCK_S:
             return None
+        reserve = None
+        if limit > 0:
+            reserve = WatchReserve(self._scripts["reserve"], [self._prefix, limit, owner, *names],
+                                   limit, functools.partial(self._reserved, names),
+                                   self._nudge)  # fmt: skip
         return InboxWatch(self._conn, self._scripts["wait_bound"], [self._prefix, *names],
                           self._inbox, timeout_s, self._options.block_slice_s,
-                          bound_s=bound_s)  # fmt: skip
+                          bound_s=bound_s, reserve=reserve)  # fmt: skip
+
+    def _nudge(self) -> None:
+        """Wake every idle wait on the inbox (an empty entry; the next script drops it)."""
+        self._command("RPUSH", self._inbox, "")
 
     def extend(self, leases: Sequence[tuple[str, int]]) -> list[LeaseStatus]:
         """Renew leases by each message's ``lease_s`` from the server's clock."""

@@ -108,8 +108,9 @@ class RedisConnection:
             time.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
 
-    def begin(self, *args: Any) -> PendingReply:
-        """Send one command on a connection of its own, reply unread (see PendingReply)."""
+    def begin(self, *commands: Sequence[Any]) -> PendingReply:
+        """Send commands (in one write) on a connection of its own, replies unread
+        (see PendingReply)."""
         deadline = time.monotonic() + self._options.connect_timeout_s
         connection, _ = self._checkout(deadline)
         pending = PendingReply(self, connection) if connection_open(connection) else None
@@ -120,7 +121,7 @@ class RedisConnection:
                 self.abandon(connection)
                 raise
             pending = PendingReply(self, connection)
-        pending.send(*args)
+        pending.send(*commands)
         return pending
 
     def give_back(self, connection: Connection) -> None:
@@ -209,10 +210,11 @@ class PendingReply:
             self.cancel()
             raise
 
-    def send(self, *args: Any) -> None:
-        """Send the next command on the same connection."""
+    def send(self, *commands: Sequence[Any]) -> None:
+        """Send the next commands, in one write, on the same connection."""
+        request = b"".join(pack_command(args) for args in commands)
         try:
-            _send(self._held(), args)
+            self._held().send_packed_command([request], check_health=False)  # type: ignore[no-untyped-call]
         except (RedisError, OSError) as error:
             self.cancel()
             raise _in_flight_error(error) from error

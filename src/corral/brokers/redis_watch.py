@@ -8,7 +8,10 @@ from its selector, on a connection of the watch's own:
    when the caller knows that answer already (a short reserve just gave it);
 2. unless that is now, ``BLMOVE`` of the inbox onto itself, bounded by it:
    its reply arrives when something is sent, a script nudges, or the bound
-   passes.
+   passes. A watch asked to reserve sends the ``reserve`` script in the same
+   write: Redis runs it the moment ``BLMOVE`` returns (a connection's commands
+   run in order), so the reply that ends the wait carries the leased messages,
+   and a lone task reaches its worker one round trip sooner.
 
 Each step's reply makes the socket readable; :meth:`InboxWatch.finish` reads it
 and sends the next step, so the loop never waits on a round trip.
@@ -17,19 +20,33 @@ and sends the next step, so the loop never waits on a round trip.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
+from corral.brokers.base import Delivery
 from corral.brokers.redis_connection import PendingReply, RedisConnection
 from corral.brokers.redis_scripts import AGAIN, Script
-from corral.brokers.watch import ReadyWatch
+from corral.brokers.watch import ReadyWatch, Taken
 from corral.errors import BrokerError
 
-__all__ = ["InboxWatch"]
+__all__ = ["InboxWatch", "WatchReserve"]
 
 MIN_BLOCK_S = 0.001  # Redis reads a blocking timeout of 0 as "forever"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchReserve:
+    """The reserve a watch runs as its wait ends: the script, its ARGV, the limit it
+    asks for, how its reply becomes deliveries, and how to wake the wait early."""
+
+    script: Script
+    argv: list[Any]
+    limit: int
+    parse: Callable[[Any], list[Delivery]]
+    nudge: Callable[[], None]
 
 
 class InboxWatch(ReadyWatch):
@@ -45,17 +62,20 @@ class InboxWatch(ReadyWatch):
         max_block_s: float,
         *,
         bound_s: float | None = None,
+        reserve: WatchReserve | None = None,
     ) -> None:
         self._bound = bound
         self._argv = list(argv)
         self._inbox = inbox
         self._deadline = time.monotonic() + timeout_s
         self._max_block_s = max_block_s
+        self._reserve = reserve
+        self._taken: Taken | None = None
         self._blocking = bound_s is not None
         if bound_s is None:
-            self._pending: PendingReply = conn.begin("EVALSHA", bound.sha, 0, *self._argv)
+            self._pending: PendingReply = conn.begin(("EVALSHA", bound.sha, 0, *self._argv))
         else:
-            self._pending = conn.begin(*self._blocking_command(self._wait_s(bound_s)))
+            self._pending = conn.begin(*self._blocking_step(self._wait_s(bound_s)))
 
     def fileno(self) -> int:
         """Readable when the current step's reply has arrived."""
@@ -64,25 +84,39 @@ class InboxWatch(ReadyWatch):
     def finish(self) -> bool:
         """Read the step's reply: True when the wait has ended, False when the next
         step was sent (keep selecting on :meth:`fileno`)."""
+        if self._blocking:
+            self._end_blocking_step()
+            return True
         try:
             reply = self._pending.read()
         except NoScriptError:  # a restarted or flushed Redis: send the source once
-            self._pending.send("EVAL", self._bound.source, 0, *self._argv)
+            self._pending.send(("EVAL", self._bound.source, 0, *self._argv))
             return False
         except ResponseError as error:
             if str(error) == AGAIN:  # a backlog beyond one batch: accept the next one
-                self._pending.send("EVALSHA", self._bound.sha, 0, *self._argv)
+                self._pending.send(("EVALSHA", self._bound.sha, 0, *self._argv))
                 return False
             self._pending.release()
             raise BrokerError(f"Redis refused a corral command: {error}") from error
-        if self._blocking:
-            self._pending.release()
-            return True
         return not self._block(float(reply))
 
+    def taken(self) -> Taken | None:
+        """What the reserve sent with the blocking step leased, and its limit; None
+        when none ran (the wait ended at its first step, or the script was missing)."""
+        return self._taken
+
     def cancel(self) -> None:
-        """Abandon the wait; its connection is closed."""
-        self._pending.cancel()
+        """Abandon the wait. A watch whose reserve is in flight is ended instead (a
+        nudge on the inbox wakes it), so nothing it leases is left unseen until its
+        lease expires: :meth:`taken` then has it. Its connection is closed otherwise."""
+        if not (self._blocking and self._reserve is not None):
+            self._pending.cancel()
+            return
+        try:
+            self._reserve.nudge()
+            self._end_blocking_step()
+        except BrokerError:
+            self._pending.cancel()
 
     def _block(self, bound_s: float) -> bool:
         """Send the blocking step; False (the wait is over) when there is no time left."""
@@ -91,16 +125,46 @@ class InboxWatch(ReadyWatch):
             self._pending.release()
             return False
         self._blocking = True
-        self._pending.send(*self._blocking_command(wait_s))
+        self._pending.send(*self._blocking_step(wait_s))
         return True
+
+    def _end_blocking_step(self) -> None:
+        """Read the blocking step's reply, and the reserve's after it, then release."""
+        try:
+            self._pending.read()  # the element it moved onto itself, or None at the bound
+            if self._reserve is not None:
+                self._taken = self._read_reserve(self._reserve)
+        except ResponseError as error:
+            self._pending.cancel()  # the reserve's reply may still be unread
+            raise BrokerError(f"Redis refused a corral command: {error}") from error
+        except BaseException:
+            self._pending.cancel()
+            raise
+        self._pending.release()
+
+    def _read_reserve(self, reserve: WatchReserve) -> Taken | None:
+        try:
+            reply = self._pending.read()
+        except ResponseError as error:
+            # Not loaded (a restarted Redis) or a backlog beyond one batch: the caller's
+            # own reserve handles both, as after a watch that did not reserve.
+            if isinstance(error, NoScriptError) or str(error) == AGAIN:
+                return None
+            raise BrokerError(f"Redis refused a corral command: {error}") from error
+        return Taken(reserve.parse(reply), reserve.limit)
 
     def _wait_s(self, bound_s: float) -> float:
         """How long to block for a bound (-1: none): never past the deadline."""
         left_s = self._deadline - time.monotonic()
         return left_s if bound_s < 0 else min(bound_s, left_s)
 
-    def _blocking_command(self, wait_s: float) -> tuple[Any, ...]:
+    def _blocking_step(self, wait_s: float) -> list[tuple[Any, ...]]:
         """``BLMOVE`` of the inbox onto itself for ``wait_s`` (at most ``max_block_s``),
-        which takes nothing and keeps the order."""
+        which takes nothing and keeps the order; then the reserve, if asked for."""
         wait_s = max(MIN_BLOCK_S, min(wait_s, self._max_block_s))
-        return ("BLMOVE", self._inbox, self._inbox, "RIGHT", "RIGHT", f"{wait_s:.3f}")
+        commands: list[tuple[Any, ...]] = [
+            ("BLMOVE", self._inbox, self._inbox, "RIGHT", "RIGHT", f"{wait_s:.3f}")
+        ]
+        if self._reserve is not None:
+            commands.append(("EVALSHA", self._reserve.script.sha, 0, *self._reserve.argv))
+        return commands

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["ReadyWatch", "ReadyWatching"]
+from corral.brokers.base import Delivery
+
+__all__ = ["ReadyWatch", "ReadyWatching", "Taken"]
+
+
+class Taken(NamedTuple):
+    """What a watch asked to reserve leased as its wait ended, and the limit it had."""
+
+    deliveries: list[Delivery]
+    limit: int
 
 
 class ReadyWatch(abc.ABC):
@@ -34,15 +43,26 @@ class ReadyWatch(abc.ABC):
 
     @abc.abstractmethod
     def cancel(self) -> None:
-        """Abandon the wait; its connection is closed."""
+        """Abandon the wait; its connection is closed. A watch asked to reserve ends
+        instead, keeping what it leased for :meth:`taken`."""
+
+    def taken(self) -> Taken | None:
+        """After the wait ended: the messages leased for the caller in the same round
+        trip, when it asked for a reserve and the broker ran one; else None (the
+        caller reserves itself)."""
+        return None
 
 
 @runtime_checkable
 class ReadyWatching(Protocol):
     """A broker that can wait for ready messages without blocking its caller."""
 
-    def watch_ready(self, queues: Sequence[str], timeout_s: float) -> ReadyWatch | None:
+    def watch_ready(
+        self, queues: Sequence[str], timeout_s: float, *, limit: int = 0, owner: str = ""
+    ) -> ReadyWatch | None:
         """Start waiting until a message may be deliverable in ``queues``, the next
         scheduled or leased one falls due, or ``timeout_s`` passes. None when one may
-        be deliverable now (reserve at once). Raises BrokerError if the broker fails."""
+        be deliverable now (reserve at once). With ``limit``, the wait may end by
+        reserving up to that many for ``owner`` (see :meth:`ReadyWatch.taken`).
+        Raises BrokerError if the broker fails."""
         ...  # pragma: no cover - a protocol

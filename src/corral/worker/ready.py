@@ -5,7 +5,8 @@ Both kinds wake the loop through its selector (key data ``"waiter"``):
 - :class:`WatchWaiter`, for brokers that can start a wait without blocking
   (:class:`~corral.brokers.watch.ReadyWatching`, Redis): the loop selects on the
   wait's own socket and reserves as soon as the broker answers, with no thread
-  between the broker and the loop.
+  between the broker and the loop; the broker may even reserve as the wait
+  ends, in the same round trip (:meth:`WatchWaiter.take`).
 - :class:`ThreadWaiter`, for the others (SQLite): a thread blocks in
   ``broker.wait_ready`` on a broker of its own and writes to a pipe.
 """
@@ -21,7 +22,7 @@ import time
 from collections.abc import Sequence
 
 from corral.app import Corral
-from corral.brokers.watch import ReadyWatch, ReadyWatching
+from corral.brokers.watch import ReadyWatch, ReadyWatching, Taken
 from corral.errors import BrokerError
 
 __all__ = ["ThreadWaiter", "WatchWaiter", "make_waiter"]
@@ -40,6 +41,7 @@ class WatchWaiter:
         self._broker = broker
         self._queues = tuple(queues)
         self._watch: ReadyWatch | None = None
+        self._taken: Taken | None = None
         self._watched_fd = -1
         self._selector: selectors.BaseSelector | None = None
         # Readable when a message may be ready now: the loop looks without a wait.
@@ -54,12 +56,13 @@ class WatchWaiter:
     def start(self) -> None:
         """Nothing to start: waits begin with :meth:`request`."""
 
-    def request(self) -> None:
-        """Ask for one wake-up when messages may be ready."""
+    def request(self, *, limit: int = 0, owner: str = "") -> None:
+        """Ask for one wake-up when messages may be ready; with ``limit``, have the
+        broker reserve up to that many for ``owner`` as the wait ends."""
         if self._watch is not None or self._selector is None:
             return
         try:
-            watch = self._broker.watch_ready(self._queues, WAIT_SLICE_S)
+            watch = self._broker.watch_ready(self._queues, WAIT_SLICE_S, limit=limit, owner=owner)
         except BrokerError as error:
             # Unreachable for connect_timeout_s already: the loop's next reserve
             # retries (and blocks) as long again, so no pause is added here.
@@ -87,14 +90,22 @@ class WatchWaiter:
         except BrokerError as error:
             # The next reserve reports a real outage; this one only ends the wait.
             log.debug("the wait for messages ended with an error: %s", error)
+        self._taken = watch.taken()
         self._end_watch()
         return True
 
+    def take(self) -> Taken | None:
+        """What the ended wait reserved (once); None when it reserved nothing itself."""
+        taken, self._taken = self._taken, None
+        return taken
+
     def stop(self) -> None:
-        """Abandon a wait in progress and close the look-now pipe."""
+        """End a wait in progress (what it reserved stays for :meth:`take`) and close
+        the look-now pipe."""
         watch = self._end_watch()
         if watch is not None:
             watch.cancel()
+            self._taken = watch.taken()
         if self._selector is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(self._now_read)
@@ -136,9 +147,14 @@ class ThreadWaiter:
         """Start the thread."""
         self._thread.start()
 
-    def request(self) -> None:
-        """Ask for one wake-up when messages may be ready."""
+    def request(self, *, limit: int = 0, owner: str = "") -> None:
+        """Ask for one wake-up when messages may be ready (the thread reserves nothing:
+        ``limit`` and ``owner`` are not used)."""
         self._wanted.set()
+
+    def take(self) -> Taken | None:
+        """Nothing: this waiter never reserves."""
+        return None
 
     def on_event(self) -> bool:
         """Consume wake-up bytes: messages may be ready (True)."""

@@ -160,9 +160,10 @@ class Worker:
 
     def _finish(self) -> None:
         self.pools.kill_all(self.ledger)
+        self.waiter.stop()
+        self._take_from_wait()  # what a wait ending now leased goes back with the rest
         self.ledger.hand_back_buffer()
         self.ledger.flush()
-        self.waiter.stop()
         if self.registered:
             self._unregister()
         self.signals.uninstall()
@@ -226,13 +227,15 @@ class Worker:
         self._on_signals(self.signals.take(drain=signalled))
         self.ledger.flush()  # first: a caller may be waiting on these results
         self.pools.check_idle_leftovers()  # before new tasks make the pools busy again
+        wait = False
         if woke and self.waiter.on_event():
-            self.waiting_for_messages = False
-        wait = self._reserve()
+            wait = self._take_from_wait()
+            self.pools.dispatch(self.ledger)  # before any further reserve's round trip
+        wait = self._reserve() or wait
         self.pools.dispatch(self.ledger)
         self.ledger.flush()
         if wait:  # after the dispatch: the task just reserved reaches its pool process first
-            self.waiter.request()
+            self.waiter.request(limit=self._room(), owner=self.id)
         self._on_schedule()
 
     def _on_event(self, data: Any, mask: int) -> None:
@@ -243,6 +246,26 @@ class Worker:
                 self.pools.flush_writes(data, self.selector)
             if mask & selectors.EVENT_READ:
                 self.pools.read(data, self.selector, self.ledger)
+
+    def _take_from_wait(self) -> bool:
+        """The wait for messages ended: take what it leased, if it reserved (the
+        broker did so in the round trip that ended it). True when that was fewer
+        than asked, so the loop should wait again."""
+        self.waiting_for_messages = False
+        taken = self.waiter.take()
+        if taken is None:
+            return False  # it reserved nothing: _reserve looks now
+        self.ledger.add(taken.deliveries)
+        if self.stopping:  # leased as the stop came: back at once, and no new wait
+            self.ledger.hand_back_buffer()
+            return False
+        self.waiting_for_messages = len(taken.deliveries) < taken.limit
+        return self.waiting_for_messages
+
+    def _room(self) -> int:
+        """How many more messages the pool processes and their prefetch have room for."""
+        target = self.pools.capacity() + self.config.concurrency * self.config.prefetch
+        return max(0, target - len(self.ledger))
 
     def _reserve(self) -> bool:
         """Lease what the pool processes have room for; True when the broker had
