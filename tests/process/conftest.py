@@ -16,6 +16,7 @@ import pytest
 
 from corral.process import Containment, Reaper, choose_containment, prctl
 from corral.process.cgroup import CgroupContainment, find_writable_cgroup
+from tests.helpers.cgroups import remove_cgroup
 
 STRATEGIES = ["cgroup", "subreaper"]
 
@@ -30,20 +31,6 @@ def reaper() -> Iterator[Reaper]:
 def _cgroup_or_skip(strategy: str) -> None:
     if strategy == "cgroup" and find_writable_cgroup() is None:
         pytest.skip("no writable cgroup v2 on this machine")
-
-
-def _remove_cgroup(path: Path) -> None:
-    # Last resort if a test died before Containment.close(): kill and rmdir bottom-up.
-    if not path.exists():
-        return
-    for sub in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
-        if sub.is_dir():
-            with contextlib.suppress(OSError):
-                (sub / "cgroup.kill").write_text("1")
-            with contextlib.suppress(OSError):
-                sub.rmdir()
-    with contextlib.suppress(OSError):
-        path.rmdir()
 
 
 @contextlib.contextmanager
@@ -65,7 +52,7 @@ def _containment(strategy: str, reaper: Reaper, tmp_path: Path) -> Iterator[Cont
             reaper.reap_nowait()
             base = find_writable_cgroup()
             if base is not None:
-                _remove_cgroup(base / f"corral-{owner}")
+                remove_cgroup(base / f"corral-{owner}")
             shutil.rmtree(tmp_path / "records", ignore_errors=True)
             prctl.set_child_subreaper(False)
 

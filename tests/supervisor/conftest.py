@@ -30,15 +30,21 @@ class RunEnv:
         self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(workdir), str(SRC)]))
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "run.log"
+        self.cgroup: Path | None = None  # start `corral run` in this cgroup v2 directory
 
     def write(self, toml: str) -> None:
         header = f'[corral]\ncontainment = "{self.containment}"\n\n'
         self.config.write_text(header + textwrap.dedent(toml))
 
     def start(self, *, wait_running: bool = True, command: list[str] | None = None) -> None:
+        default = [sys.executable, "-m", "corral.cli.main", "run", "-c", str(self.config)]
+        command = command or default
+        if self.cgroup is not None:  # joined before exec, so its units are made there
+            procs = self.cgroup / "cgroup.procs"
+            command = ["sh", "-c", f'echo $$ > "{procs}" && exec "$@"', "sh", *command]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                command or [sys.executable, "-m", "corral.cli.main", "run", "-c", str(self.config)],
+                command,
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,

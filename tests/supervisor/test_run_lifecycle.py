@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cgroups import private_cgroup
 from tests.helpers.procs import children_of, zombies_under
 from tests.supervisor.conftest import RunEnv, pid_alive, wait_for
 
@@ -140,7 +141,19 @@ def test_worker_section_runs_a_corral_worker(run_env: RunEnv) -> None:
     assert run_env.ctl("shutdown").returncode == 0
 
 
-def test_corral_run_sigkilled_next_run_stops_its_leftovers_first(run_env: RunEnv) -> None:
+@pytest.fixture
+def isolated_cgroup() -> Iterator[Path | None]:
+    with private_cgroup() as path:
+        yield path
+
+
+def test_corral_run_sigkilled_next_run_stops_its_leftovers_first(
+    isolated_cgroup: Path | None, run_env: RunEnv
+) -> None:
+    # Both runs start in a cgroup of this test's own: a worker or run that a parallel
+    # test starts reclaims dead owners' units under its own cgroup, and once reclaimed
+    # this test's killed run before the negative control below could look (a flake).
+    run_env.cgroup = isolated_cgroup if run_env.containment == "cgroup" else None
     run_env.write(
         """
         [program.php]
@@ -151,6 +164,9 @@ def test_corral_run_sigkilled_next_run_stops_its_leftovers_first(run_env: RunEnv
     [sleeper] = [
         p["pid"] for p in run_env.instance("php")["processes"] if p["cmdline"] == "sleep 300"
     ]
+    if run_env.cgroup is not None:
+        cgroup = Path(f"/proc/{sleeper}/cgroup").read_text().splitlines()[-1]
+        assert f"/{run_env.cgroup.name}/corral-" in cgroup, cgroup  # the isolation holds
     assert run_env.process is not None
     run_env.process.send_signal(signal.SIGKILL)
     run_env.process.wait(timeout=10)
@@ -160,9 +176,7 @@ def test_corral_run_sigkilled_next_run_stops_its_leftovers_first(run_env: RunEnv
         assert pid_alive(sleeper)
         run_env.start()
         assert wait_for(lambda: not pid_alive(sleeper), timeout_s=20)
-        if run_env.containment == "subreaper":
-            # (with cgroups, a worker or run started by a parallel test may reclaim first)
-            assert "leftover of the previous corral run" in run_env.log()
+        assert "leftover of the previous corral run" in run_env.log(), run_env.log()
         new = [
             p["pid"] for p in run_env.instance("php")["processes"] if p["cmdline"] == "sleep 300"
         ]
