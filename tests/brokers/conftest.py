@@ -13,13 +13,16 @@ short steps and skips the test for long ones.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from corral.brokers.base import Broker
+from corral.brokers.redis import RedisBroker
 from corral.brokers.sqlite import SqliteBroker
 from tests.brokers.clock import FakeClock
 from tests.helpers.redis_server import open_test_redis_broker, session_redis, stop_session_redis
@@ -55,6 +58,28 @@ def _session_redis_stopped() -> Iterator[None]:
 def redis_url() -> str:
     """The URL of this test process's private redis-server (started on first use)."""
     return session_redis().url
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of the test's own on the shared private server."""
+    return "r" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def rb(redis_url: str, prefix: str) -> Iterator[RedisBroker]:
+    """A RedisBroker on the private server, under the test's own prefix."""
+    broker = RedisBroker(redis_url, key_prefix=prefix)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    """A plain redis-py client of the private server, to look behind the broker."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture

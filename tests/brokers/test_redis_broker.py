@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -18,25 +16,6 @@ from corral.errors import BrokerError, ConfigError
 from corral.results import TaskState
 from tests.brokers.builders import plain_envelope as env
 from tests.helpers.procs import poll_for
-
-
-@pytest.fixture
-def prefix() -> str:
-    return "r" + uuid.uuid4().hex[:12]
-
-
-@pytest.fixture
-def rb(redis_url: str, prefix: str) -> Iterator[RedisBroker]:
-    broker = RedisBroker(redis_url, key_prefix=prefix)
-    yield broker
-    broker.close()
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def calls(raw: redis.Redis, command: str) -> int:

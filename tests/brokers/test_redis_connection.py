@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -26,13 +25,6 @@ from tests.helpers.redis_server import redis_server_binary
 pytestmark = pytest.mark.skipif(
     redis_server_binary() is None, reason="redis-server is not installed"
 )
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def run(conn: RedisConnection, *args: object) -> object:

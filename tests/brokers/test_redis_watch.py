@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import select
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -19,20 +17,6 @@ from corral.brokers.redis import RedisBroker
 from corral.brokers.redis_watch import InboxWatch
 from corral.results import TaskState
 from tests.brokers.builders import plain_envelope as env
-
-
-@pytest.fixture
-def rb(redis_url: str) -> Iterator[RedisBroker]:
-    broker = RedisBroker(redis_url, key_prefix="w" + uuid.uuid4().hex[:12])
-    yield broker
-    broker.close()
-
-
-@pytest.fixture
-def raw(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def readable_within(fd: int, timeout_s: float) -> bool:

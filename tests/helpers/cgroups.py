@@ -8,23 +8,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from corral.process.cgroup import find_writable_cgroup
+from tests.helpers.procs import poll_for
 
 
 def remove_cgroup(path: Path) -> None:
     """Kill what is left at any depth of ``path`` and remove it bottom-up (a last resort
-    when a test died before its own cleanup)."""
+    when a test died before its own cleanup). A just-emptied cgroup may refuse rmdir
+    for a moment: each removal is retried for up to 5 s."""
     if not path.exists():
         return
     for sub in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
         if sub.is_dir():
             with contextlib.suppress(OSError):
                 (sub / "cgroup.kill").write_text("1")
-            with contextlib.suppress(OSError):
-                sub.rmdir()
+            poll_for(lambda sub=sub: _rmdir(sub), timeout_s=5)
     with contextlib.suppress(OSError):
         (path / "cgroup.kill").write_text("1")
-    with contextlib.suppress(OSError):
+    poll_for(lambda: _rmdir(path), timeout_s=5)
+
+
+def _rmdir(path: Path) -> bool:
+    try:
         path.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import pytest
 
 from corral.process import ProcessError, find_abandoned, prctl, reclaim_abandoned
 from corral.process.cgroup import OWNER_XATTR, find_writable_cgroup
-from tests.helpers.procs import poll_for
+from tests.helpers.cgroups import remove_cgroup
 from tests.process.helpers import alive, kill_pid
 
 OWNER_SCRIPT = """
@@ -58,30 +58,6 @@ class Owner:
         self.process.wait(timeout=10)
 
 
-def _remove_cgroup(path: Path) -> None:
-    # Last resort when a test failed before reclaim: kill and rmdir bottom-up.
-    if not path.exists():
-        return
-    for sub in sorted(path.rglob("*"), key=lambda p: -len(p.parts)):
-        if sub.is_dir():
-            with contextlib.suppress(OSError):
-                (sub / "cgroup.kill").write_text("1")
-            poll_for(lambda sub=sub: _rmdir(sub), timeout_s=5)
-    with contextlib.suppress(OSError):
-        (path / "cgroup.kill").write_text("1")
-    poll_for(lambda: _rmdir(path), timeout_s=5)
-
-
-def _rmdir(path: Path) -> bool:
-    try:
-        path.rmdir()
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 def _reap(pid: int) -> None:
     """Wait for an orphan that re-parented to us (we are a subreaper) and reap it."""
     with contextlib.suppress(ChildProcessError):
@@ -100,7 +76,7 @@ def base() -> Iterator[Path]:
     try:
         yield private
     finally:
-        _remove_cgroup(private)
+        remove_cgroup(private)
 
 
 @pytest.fixture
@@ -121,7 +97,7 @@ def owners(base: Path, tmp_path: Path, subreaper: None) -> Iterator[list[Owner]]
     for owner in started:
         owner.process.kill()
         owner.process.wait(timeout=10)
-        _remove_cgroup(owner.directory)
+        remove_cgroup(owner.directory)
         for pid in owner.pids:
             kill_pid(pid)
             _reap(pid)
@@ -235,7 +211,7 @@ def test_an_owner_cgroup_without_a_record_is_reported_not_touched(
         assert alive(sleep.pid)
         assert unit.is_dir()
     finally:
-        _remove_cgroup(directory)
+        remove_cgroup(directory)
         if sleep is not None:
             sleep.kill()
             sleep.wait(timeout=10)
@@ -270,7 +246,7 @@ def test_an_owner_in_another_pid_namespace_is_left_alone(base: Path, subreaper: 
         assert [p.pid for p in report.killed] == [sleep.pid]
         sleep.wait(timeout=10)
     finally:
-        _remove_cgroup(directory)
+        remove_cgroup(directory)
         if sleep.poll() is None:
             sleep.kill()
             sleep.wait(timeout=10)
