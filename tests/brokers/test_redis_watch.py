@@ -168,7 +168,7 @@ def test_cancelling_an_idle_reserving_watch_is_prompt_and_takes_nothing(
     watch = reserving_watch(wb)
     started = time.monotonic()
     watch.cancel()  # a nudge ends the blocked wait
-    assert time.monotonic() - started < 4.0  # not the 5 s timeout
+    assert time.monotonic() - started < 1.0  # not the wait slice (4 s here)
     assert watch.taken() == ([], 5)
     wb.send([env("b")])
     assert [d.id for d in wb.reserve(["q"], 5, owner="w")] == ["b"]  # the nudge is harmless

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from corral import TaskState
 from tests.helpers.procs import poll_for
 from tests.redis_worker.conftest import RedisWorkerEnv, runs_in
 
@@ -72,3 +73,31 @@ def test_a_late_outcome_does_not_overwrite_the_newer_delivery(renv: RedisWorkerE
     assert renv.app.broker.get_result(handle.id) == stored  # same state, payload, finish time
     assert handle.get(timeout_s=1) == "fast"
     assert runs_in(folder) == ["slow", "fast"]
+
+
+@pytest.mark.timeout(90)
+def test_what_the_wait_leased_as_a_warm_stop_came_goes_back_at_once(
+    renv: RedisWorkerEnv,
+) -> None:
+    """An idle worker's wait reserves in the round trip that ends it. A message leased
+    that way just as the worker stops is handed back, not stranded until its lease
+    expires and another worker's reserve reclaims it."""
+    idle = renv.start(tag="slow")
+    renv.wait_registered(1)
+    time.sleep(0.5)  # idle: blocked in its wait, the reserve queued behind it
+    folder = renv.folder("task")
+    os.kill(idle.pid, signal.SIGSTOP)
+    try:
+        handle = renv.app.send("rapp.tagged_run", str(folder), 0.0)
+        # Redis ran the stopped worker's reserve when the send woke its wait.
+        assert poll_for(lambda: handle.status() is TaskState.RUNNING, timeout_s=10)
+        idle.signal(signal.SIGTERM)  # seen together with the wake-up when it resumes
+    finally:
+        os.kill(idle.pid, signal.SIGCONT)
+    assert idle.wait() == 0, idle.log()
+    # With no worker left to reclaim an expired lease, only a hand-back requeues it.
+    assert poll_for(lambda: handle.status() is TaskState.QUEUED, timeout_s=5), idle.log()
+    assert runs_in(folder) == []
+    renv.start(tag="fast")
+    assert handle.get(timeout_s=30) == "fast"
+    assert runs_in(folder) == ["fast"]

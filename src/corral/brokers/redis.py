@@ -81,7 +81,7 @@ _SETTLE_STATES = frozenset(
 )
 _LEASE_STATUS = (LeaseStatus.LOST, LeaseStatus.HELD, LeaseStatus.REVOKED)
 _MIN_BLOCK_S = 0.001  # Redis reads a blocking timeout of 0 as "forever"
-_BOUND_HINT_MAX_AGE_S = 0.5  # an older reserve's answer is not trusted for a wait
+_BOUND_HINT_MAX_AGE_S = 0.05  # an older reserve's answer is not trusted for a wait
 
 
 class RedisBroker(Broker):
@@ -193,7 +193,10 @@ class RedisBroker(Broker):
 
         The reserve accepted the inbox as ``wait_bound`` would have, so the wait can
         block on the inbox at once: one round trip less between a task and the wait
-        for the next, which is the round trip of a lone ``delay().get()``.
+        for the next, which is the round trip of a lone ``delay().get()``. Between the
+        look and the block, a message another worker's script accepts (it does not
+        nudge) is found at the bound or within the caller's wait slice, as after a
+        ``wait_bound``; the age limit keeps that window as short as ``wait_bound``'s.
         """
         hint, self._bound_hint = self._bound_hint, None
         if hint is None or hint[0] != queues:
@@ -209,16 +212,12 @@ class RedisBroker(Broker):
         scheduled or leased one falls due, or ``timeout_s`` passes."""
         if not queues:
             return
-        names = tuple(dict.fromkeys(queues))
+        names = list(dict.fromkeys(queues))
         deadline = time.monotonic() + timeout_s
-        hint = self._take_bound(names)
         while True:
             # The inbox wakes every idle worker (a send to another queue, a nudge):
             # only a ready or due message in these queues, or the deadline, ends the wait.
-            if hint is None:
-                bound_s = float(self._run("wait_bound", names))
-            else:
-                bound_s, hint = hint, None
+            bound_s = float(self._run("wait_bound", names))
             wait_s = deadline - time.monotonic()
             if bound_s >= 0:
                 wait_s = min(wait_s, bound_s)

@@ -129,27 +129,29 @@ class InboxWatch(ReadyWatch):
         return True
 
     def _end_blocking_step(self) -> None:
-        """Read the blocking step's reply, and the reserve's after it, then release."""
+        """Read the blocking step's reply, and the reserve's after it (even after an
+        error reply: the script may have leased), then release."""
+        refused: ResponseError | None = None
         try:
-            self._pending.read()  # the element it moved onto itself, or None at the bound
+            try:
+                self._pending.read()  # the element moved onto itself, or None at the bound
+            except ResponseError as error:  # read whole: the connection is still in step
+                refused = error
             if self._reserve is not None:
                 self._taken = self._read_reserve(self._reserve)
-        except ResponseError as error:
-            self._pending.cancel()  # the reserve's reply may still be unread
-            raise BrokerError(f"Redis refused a corral command: {error}") from error
         except BaseException:
-            self._pending.cancel()
+            self._pending.cancel()  # a reply may still be unread
             raise
         self._pending.release()
+        if refused is not None:
+            raise BrokerError(f"Redis refused a corral command: {refused}") from refused
 
     def _read_reserve(self, reserve: WatchReserve) -> Taken | None:
         try:
             reply = self._pending.read()
+        except NoScriptError:  # a restarted or flushed Redis: the caller reserves itself
+            return None
         except ResponseError as error:
-            # Not loaded (a restarted Redis) or a backlog beyond one batch: the caller's
-            # own reserve handles both, as after a watch that did not reserve.
-            if isinstance(error, NoScriptError) or str(error) == AGAIN:
-                return None
             raise BrokerError(f"Redis refused a corral command: {error}") from error
         return Taken(reserve.parse(reply), reserve.limit)
 

@@ -271,8 +271,8 @@ class CgroupUnit(Unit):
                 pids = [int(p) for p in _pread_all(fds[0]).split()]
                 if b"nr_descendants 0\n" in _pread_all(fds[1]):
                     return pids
-            except OSError:  # removed under us: the walk below says what is left
-                pass
+            except OSError:  # removed under us: drop the dead files; the walk says what is left
+                self._close_member_files()
         return _procs(self._cgroup)
 
     def _member_files(self) -> tuple[int, int] | None:
@@ -289,6 +289,11 @@ class CgroupUnit(Unit):
             self._member_fds = (procs, stat)
         return self._member_fds
 
+    def _close_member_files(self) -> None:
+        fds, self._member_fds = self._member_fds, None
+        for fd in fds or ():
+            os.close(fd)
+
     def is_empty(self) -> bool:
         """``populated 0`` in cgroup.events: nothing alive at any depth."""
         return not _populated(self._cgroup)
@@ -298,9 +303,7 @@ class CgroupUnit(Unit):
         kill_cgroup(self._cgroup, use_kill_file=self._use_kill_file)
 
     def _release(self) -> None:
-        fds, self._member_fds = self._member_fds, None
-        for fd in fds or ():
-            os.close(fd)
+        self._close_member_files()
         _rmdir_tree(self._cgroup)
 
 

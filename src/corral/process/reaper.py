@@ -89,10 +89,10 @@ class Reaper:
         self._previous_handler: Any = None
         self._owner_pid = os.getpid()
         self.sigchld_count = 0
-        self._due_seen = -1  # sigchld_count at the last reap_if_due that reaped
-        self._due_at = 0.0
         """SIGCHLDs seen since install_sigchld(): a loop that reaps only when it changed
         skips a waitid per iteration (the handler only counts and writes a byte)."""
+        self._due_seen = -1  # sigchld_count at the last reap_if_due that reaped
+        self._due_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------------
 

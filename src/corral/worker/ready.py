@@ -99,13 +99,16 @@ class WatchWaiter:
         taken, self._taken = self._taken, None
         return taken
 
-    def stop(self) -> None:
-        """End a wait in progress (what it reserved stays for :meth:`take`) and close
-        the look-now pipe."""
+    def cancel(self) -> None:
+        """End a wait in progress; what it reserved stays for :meth:`take`."""
         watch = self._end_watch()
         if watch is not None:
             watch.cancel()
             self._taken = watch.taken()
+
+    def stop(self) -> None:
+        """End a wait in progress (see :meth:`cancel`) and close the look-now pipe."""
+        self.cancel()
         if self._selector is not None:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(self._now_read)
@@ -155,6 +158,9 @@ class ThreadWaiter:
     def take(self) -> Taken | None:
         """Nothing: this waiter never reserves."""
         return None
+
+    def cancel(self) -> None:
+        """Nothing to end early: the thread's wait reserves nothing and ends by itself."""
 
     def on_event(self) -> bool:
         """Consume wake-up bytes: messages may be ready (True)."""

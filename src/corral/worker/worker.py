@@ -160,8 +160,7 @@ class Worker:
 
     def _finish(self) -> None:
         self.pools.kill_all(self.ledger)
-        self.waiter.stop()
-        self._take_from_wait()  # what a wait ending now leased goes back with the rest
+        self._end_wait(close=True)  # what a wait ending now leased goes back with the rest
         self.ledger.hand_back_buffer()
         self.ledger.flush()
         if self.registered:
@@ -235,7 +234,7 @@ class Worker:
         self.pools.dispatch(self.ledger)
         self.ledger.flush()
         if wait:  # after the dispatch: the task just reserved reaches its pool process first
-            self.waiter.request(limit=self._room(), owner=self.id)
+            self.waiter.request(limit=self._reserve_limit(), owner=self.id)
         self._on_schedule()
 
     def _on_event(self, data: Any, mask: int) -> None:
@@ -262,19 +261,35 @@ class Worker:
         self.waiting_for_messages = len(taken.deliveries) < taken.limit
         return self.waiting_for_messages
 
-    def _room(self) -> int:
-        """How many more messages the pool processes and their prefetch have room for."""
+    def _end_wait(self, *, close: bool = False) -> None:
+        """End a wait in progress (at a stop); what it leased goes back to the broker.
+        ``close``: the waiter is done for good. Never raises: the stop must go on."""
+        try:
+            if close:
+                self.waiter.stop()
+            else:
+                self.waiter.cancel()
+            self._take_from_wait()
+        except Exception as error:
+            log.error("could not end the wait for messages cleanly: %s", error)
+
+    def _reserve_limit(self) -> int:
+        """How many messages to lease now: the room the pool processes and their
+        prefetch have, or 0 when none accepts tasks or the room is too small to be
+        worth a round trip (a quarter of it)."""
+        if self.stopping or not self.pools.accepting:
+            return 0
         target = self.pools.capacity() + self.config.concurrency * self.config.prefetch
-        return max(0, target - len(self.ledger))
+        room = target - len(self.ledger)
+        return room if room >= max(1, target // 4) else 0
 
     def _reserve(self) -> bool:
         """Lease what the pool processes have room for; True when the broker had
         fewer messages than that, so the loop should wait for more."""
-        if self.stopping or self.waiting_for_messages or not self.pools.accepting:
+        if self.waiting_for_messages:
             return False
-        target = self.pools.capacity() + self.config.concurrency * self.config.prefetch
-        room = target - len(self.ledger)
-        if room < max(1, target // 4):
+        room = self._reserve_limit()
+        if not room:
             return False
         try:
             deliveries = self.broker.reserve(self.config.queues, room, owner=self.id)
@@ -371,6 +386,7 @@ class Worker:
         log.info("%s: warm stop: finishing running tasks within %gs", why, self.config.grace_s)
         self.stopping = True
         self.stop_deadline = time.monotonic() + self.config.grace_s
+        self._end_wait()
         self.ledger.hand_back_buffer()
         self.pools.stop_all()
 
