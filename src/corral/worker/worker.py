@@ -255,8 +255,7 @@ class Worker:
         if taken is None:
             return False  # it reserved nothing: _reserve looks now
         self.ledger.add(taken.deliveries)
-        if self.stopping:  # leased as the stop came: back at once, and no new wait
-            self.ledger.hand_back_buffer()
+        if self.stopping:  # ended by the stop, whose hand-back returns what it leased
             return False
         self.waiting_for_messages = len(taken.deliveries) < taken.limit
         return self.waiting_for_messages
